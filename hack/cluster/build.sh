@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Build (once) and cache the pinned cluster binaries from the Go module proxy.
+#
+#   hack/cluster/build.sh [tool...]     tools: kubernetes etcd helm kube-router pause (default: all)
+#
+# Everything lands in ~/.cache/executioner/<tool>-<version>/ (override the root with EXECUTIONER_CACHE);
+# a tool whose bin/ is complete is never rebuilt, so a fresh clone reuses it. Nothing is written into the repo.
+# Upstream modules with replace directives cannot be `go install`ed, so each tool gets a small wrapper module
+# generated in its cache dir that requires the upstream module and pins the replaced modules to real versions.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$HERE/versions.env"
+CACHE="${EXECUTIONER_CACHE:-$HOME/.cache/executioner}"
+GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+[ -x "$GO" ] || GO=/usr/local/go/bin/go
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+JOBS="${BUILD_JOBS:-2}"
+
+log() { echo "[build $(date +%H:%M:%S)] $*" >&2; }
+
+have_all() { # dir bin...
+  local d=$1; shift
+  for b in "$@"; do [ -x "$d/bin/$b" ] || return 1; done
+}
+
+build_kubernetes() {
+  local v=$KUBE_VERSION minor d
+  minor=$(echo "$v" | cut -d. -f2)
+  d="$CACHE/kubernetes-$v"
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+  if have_all "$d" "${bins[@]}"; then log "kubernetes $v cached in $d/bin"; return; fi
+  mkdir -p "$d/src" "$d/bin"
+  local t0=$SECONDS
+  local kmod
+  kmod=$(cd "$d/src" && curl -fsSL "$(goproxy)/k8s.io/kubernetes/@v/$v.mod")
+  {
+    echo "module executioner.local/kube-build"
+    echo "$kmod" | grep -E '^(go|godebug) '
+    echo "require k8s.io/kubernetes $v"
+    # every staging module that k8s.io/kubernetes replaces with ./staging/src/k8s.io/<name> -> v0.<minor>.<patch>
+    echo "$kmod" | awk '/=> \.\/staging\/src\// {print $1}' | sort -u |
+      while read -r m; do echo "replace $m => $m v0.${v#v1.}"; done
+  } > "$d/src/go.mod"
+  local pkg=k8s.io/component-base/version cgv=k8s.io/client-go/pkg/version ld=""
+  for p in $pkg $cgv; do
+    ld="$ld -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  log "building kubernetes $v (${bins[*]}) in $d"
+  (cd "$d/src" && "$GO" mod download k8s.io/kubernetes)
+  for b in "${bins[@]}"; do
+    [ -x "$d/bin/$b" ] && continue
+    log "  go build $b"
+    (cd "$d/src" && "$GO" build -p "$JOBS" -trimpath -ldflags "-s -w $ld" -o "$d/bin/$b.tmp" "k8s.io/kubernetes/cmd/$b")
+    mv "$d/bin/$b.tmp" "$d/bin/$b"
+  done
+  echo "$((SECONDS - t0))" > "$d/build-seconds"
+  log "kubernetes $v built in $((SECONDS - t0)) s"
+}
+
+goproxy() { "$GO" env GOPROXY | tr ',|' '\n\n' | grep -m1 '^http' || echo https://proxy.golang.org; }
+
+build_etcd() {
+  local v=$ETCD_VERSION d="$CACHE/etcd-$ETCD_VERSION"
+  if have_all "$d" etcd; then log "etcd $v cached"; return; fi
+  mkdir -p "$d/src" "$d/bin"
+  local t0=$SECONDS
+  local emod
+  emod=$(curl -fsSL "$(goproxy)/go.etcd.io/etcd/server/v3/@v/$v.mod")
+  {
+    echo "module executioner.local/etcd-build"
+    echo "$emod" | grep -E '^(go|godebug) '
+    echo "require go.etcd.io/etcd/server/v3 $v"
+    # the server module replaces its sibling modules with ../<dir>; pin them to the same release
+    echo "$emod" | awk '/=> \.\.\// {print $1}' | sort -u | while read -r m; do echo "replace $m => $m $v"; done
+  } > "$d/src/go.mod"
+  log "building etcd $v"
+  (cd "$d/src" && "$GO" build -p "$JOBS" -trimpath -ldflags "-s -w" -o "$d/bin/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$d/bin/etcd.tmp" "$d/bin/etcd"
+  echo "$((SECONDS - t0))" > "$d/build-seconds"
+  log "etcd built in $((SECONDS - t0)) s"
+}
+
+build_plain() { # name module version cmdpkg [ldflags]
+  local name=$1 mod=$2 v=$3 pkg=$4 ld=${5:-}
+  local d="$CACHE/$name-$v"
+  if have_all "$d" "$name"; then log "$name $v cached"; return; fi
+  mkdir -p "$d/src" "$d/bin"
+  local t0=$SECONDS
+  local m
+  m=$(curl -fsSL "$(goproxy)/$mod/@v/$v.mod")
+  {
+    echo "module executioner.local/$name-build"
+    echo "$m" | grep -E '^(go|godebug) '
+    echo "require $mod $v"
+  } > "$d/src/go.mod"
+  log "building $name $v"
+  (cd "$d/src" && "$GO" build -p "$JOBS" -trimpath -ldflags "-s -w $ld" -o "$d/bin/$name.tmp" "$pkg")
+  mv "$d/bin/$name.tmp" "$d/bin/$name"
+  echo "$((SECONDS - t0))" > "$d/build-seconds"
+  log "$name built in $((SECONDS - t0)) s"
+}
+
+build_helm() {
+  build_plain helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+}
+
+build_kube_router() {
+  build_plain kube-router github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION" \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+}
+
+build_pause() {
+  local d="$CACHE/pause-$PAUSE_VERSION"
+  if [ -x "$d/bin/pause" ]; then log "pause $PAUSE_VERSION cached"; return; fi
+  mkdir -p "$d/bin"
+  local src
+  src="$("$GO" env GOMODCACHE)/k8s.io/kubernetes@$KUBE_VERSION/build/pause/linux/pause.c"
+  if [ ! -f "$src" ]; then
+    (cd "$CACHE/kubernetes-$KUBE_VERSION/src" 2>/dev/null && "$GO" mod download k8s.io/kubernetes) ||
+      (mkdir -p "$d/src" && cd "$d/src" && printf 'module x\ngo 1.24\nrequire k8s.io/kubernetes %s\n' "$KUBE_VERSION" > go.mod &&
+       "$GO" mod download -json k8s.io/kubernetes@"$KUBE_VERSION" >/dev/null)
+  fi
+  gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION-executioner" -o "$d/bin/pause.tmp" "$src"
+  strip "$d/bin/pause.tmp"
+  mv "$d/bin/pause.tmp" "$d/bin/pause"
+  log "pause built"
+}
+
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router helm)
+for t in "${tools[@]}"; do
+  case $t in
+    kubernetes) build_kubernetes ;;
+    etcd) build_etcd ;;
+    helm) build_helm ;;
+    kube-router) build_kube_router ;;
+    pause) build_pause ;;
+    *) echo "unknown tool $t" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,42 @@
+# Shared settings for the local test cluster scripts (sourced, not executed).
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+. "$HERE/versions.env"
+CACHE="${EXECUTIONER_CACHE:-$HOME/.cache/executioner}"
+STATE="${EXECUTIONER_CLUSTER_STATE:-/var/lib/executioner-cluster}"
+RUNDIR=/run/executioner-cluster                      # containerd state + socket (tmpfs-backed /run)
+CTRD_SOCK="$RUNDIR/containerd/containerd.sock"
+KBIN="$CACHE/kubernetes-$KUBE_VERSION/bin"
+ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin/etcd"
+KROUTER_BIN="$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin/kube-router"
+HELM_BIN="$CACHE/helm-$HELM_VERSION/bin/helm"
+PAUSE_BIN="$CACHE/pause-$PAUSE_VERSION/bin/pause"
+PAUSE_IMAGE="registry.k8s.io/pause:$PAUSE_VERSION"
+NODE_NAME="${EXECUTIONER_NODE_NAME:-executioner-node}"
+POD_CIDR=10.244.0.0/24
+CLUSTER_CIDR=10.244.0.0/16
+SERVICE_CIDR=10.96.0.0/16
+API_SERVICE_IP=10.96.0.1
+BRIDGE=exec-cni0
+API_PORT=6443
+ETCD_PORT=2379
+KUBECONFIG_PATH="$STATE/kubeconfig"
+# start order; down stops in reverse
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router)
+
+log() { echo "[cluster $(date +%H:%M:%S)] $*" >&2; }
+
+host_ip() { # the address of the interface holding the default route (the API server advertises it)
+  ip -4 -o route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p' | head -1
+}
+
+pid_of() { # component -> pid if running (pid file present and process alive with the expected binary)
+  local f="$STATE/pids/$1.pid" p
+  [ -f "$f" ] || return 1
+  p=$(cat "$f")
+  [ -n "$p" ] && [ -d "/proc/$p" ] || return 1
+  tr '\0' ' ' < "/proc/$p/cmdline" | grep -q -- "$1" || return 1
+  echo "$p"
+}
+
+kctl() { "$KBIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }

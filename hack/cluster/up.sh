@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Start (idempotently) the single-node local test cluster. Last line printed: KUBECONFIG=<path>.
+# State (certs, etcd data, logs, pids, kubeconfigs) lives in $STATE (default /var/lib/executioner-cluster);
+# containerd runtime state in /run/executioner-cluster. Everything is undone by down.sh.
+set -euo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
+T0=$SECONDS
+
+[ "$(id -u)" -eq 0 ] || { echo "cluster-up needs root (containerd, kubelet, iptables)" >&2; exit 1; }
+for b in "$KBIN/kube-apiserver" "$KBIN/kubelet" "$KBIN/kubectl" "$ETCD_BIN" "$KROUTER_BIN" "$PAUSE_BIN"; do
+  [ -x "$b" ] || { log "missing $b; building (make cluster-tools)"; "$HERE/build.sh"; break; }
+done
+for c in containerd runc ipset iptables buildah ctr; do
+  command -v "$c" >/dev/null || { log "missing $c; running install-deps.sh"; "$HERE/install-deps.sh"; break; }
+done
+
+HOST_IP=$(host_ip)
+[ -n "$HOST_IP" ] || { echo "cannot determine host IP" >&2; exit 1; }
+mkdir -p "$STATE"/{pki,pids,logs,etcd,kubelet,containerd,cni/net.d,cni/ipam,kube-router} "$RUNDIR"
+chmod 700 "$STATE"
+# network namespaces that exist before we start (down.sh removes only the pod namespaces created after)
+[ -f "$STATE/netns.before" ] || ls /var/run/netns 2>/dev/null > "$STATE/netns.before" || true
+
+# ---------------------------------------------------------------- host settings (recorded once, restored by down)
+if [ ! -f "$STATE/host-settings.orig" ]; then
+  {
+    for s in net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables; do
+      echo "$s=$(sysctl -n "$s")"
+    done
+  } > "$STATE/host-settings.orig"
+fi
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 net.ipv4.ip_forward=1
+# Only local traffic: pods may talk to each other and to this host, never leave it (forwarding out of the bridge).
+iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP -m comment --comment executioner-cluster 2>/dev/null ||
+  iptables -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -j DROP -m comment --comment executioner-cluster
+
+# ---------------------------------------------------------------- PKI
+PKI="$STATE/pki"
+gen_ca() {
+  [ -f "$PKI/ca.crt" ] && return
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 3650 \
+    -subj "/CN=executioner-cluster-ca" 2>/dev/null
+  openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+}
+gen_cert() { # name subject [SANs] [serverAuth]
+  local n=$1 subj=$2 san=${3:-} ext
+  [ -f "$PKI/$n.crt" ] && return
+  ext="$PKI/$n.ext"
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [ -n "$san" ]; then echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san";
+    else echo "extendedKeyUsage=clientAuth"; fi
+  } > "$ext"
+  openssl req -newkey rsa:2048 -nodes -keyout "$PKI/$n.key" -out "$PKI/$n.csr" -subj "$subj" 2>/dev/null
+  openssl x509 -req -in "$PKI/$n.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -out "$PKI/$n.crt" -days 3650 -extfile "$ext" 2>/dev/null
+  rm -f "$PKI/$n.csr" "$ext"
+}
+gen_kubeconfig() { # file cert-name
+  local f=$1 n=$2
+  cat > "$f" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: executioner
+  cluster:
+    certificate-authority-data: $(base64 -w0 < "$PKI/ca.crt")
+    server: https://127.0.0.1:$API_PORT
+users:
+- name: $n
+  user:
+    client-certificate-data: $(base64 -w0 < "$PKI/$n.crt")
+    client-key-data: $(base64 -w0 < "$PKI/$n.key")
+contexts:
+- name: executioner
+  context: {cluster: executioner, user: $n}
+current-context: executioner
+EOF
+  chmod 600 "$f"
+}
+gen_ca
+gen_cert apiserver "/CN=kube-apiserver" \
+  "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$API_SERVICE_IP,IP:$HOST_IP"
+gen_cert apiserver-kubelet-client "/O=kube-apiserver-kubelet-clients/CN=kube-apiserver-kubelet-client"
+gen_cert admin "/O=system:masters/CN=executioner-admin"
+gen_cert controller-manager "/CN=system:kube-controller-manager"
+gen_cert scheduler "/CN=system:kube-scheduler"
+gen_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
+gen_cert kube-proxy "/CN=system:kube-proxy"
+gen_cert kube-router "/CN=system:executioner:kube-router"
+gen_kubeconfig "$KUBECONFIG_PATH" admin
+for n in controller-manager scheduler kubelet kube-proxy kube-router; do gen_kubeconfig "$STATE/$n.kubeconfig" "$n"; done
+
+# ---------------------------------------------------------------- process helper
+start() { # name cmd... ; starts detached (own session) unless already running
+  local name=$1; shift
+  if p=$(pid_of "$name"); then log "$name already running (pid $p)"; return; fi
+  log "starting $name"
+  setsid "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/pids/$name.pid"
+}
+wait_for() { # description timeout cmd...
+  local what=$1 t=$2; shift 2
+  local end=$((SECONDS + t))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $end ]; then log "timed out waiting for $what"; return 1; fi
+    sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------- containerd
+mkdir -p "$STATE/containerd/certs.d"
+for reg in _default docker.io registry.k8s.io quay.io ghcr.io gcr.io; do
+  # no registry is reachable and no packet may leave: send every pull to a closed local port
+  mkdir -p "$STATE/containerd/certs.d/$reg"
+  printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' \
+    > "$STATE/containerd/certs.d/$reg/hosts.toml"
+done
+cat > "$STATE/cni/net.d/10-executioner.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "executioner",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "ipam": {"type": "host-local", "dataDir": "$STATE/cni/ipam",
+               "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+cat > "$STATE/containerd/config.toml" <<EOF
+version = 2
+root = "$STATE/containerd/root"
+state = "$RUNDIR/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "$CTRD_SOCK"
+[ttrpc]
+  address = "$RUNDIR/containerd/containerd.sock.ttrpc"
+[debug]
+  address = "$RUNDIR/containerd/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$STATE/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  disable_apparmor = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$STATE/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$STATE/containerd/certs.d"
+EOF
+mkdir -p "$RUNDIR/containerd"
+start containerd containerd --config "$STATE/containerd/config.toml"
+wait_for containerd 30 ctr --address "$CTRD_SOCK" version
+
+# pause image (compiled locally from pause.c), imported once
+if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"; then
+  PA="$CACHE/pause-$PAUSE_VERSION/pause-image.tar"
+  if [ ! -s "$PA" ]; then
+    c=$(buildah from --pull=never scratch)
+    buildah copy "$c" "$PAUSE_BIN" /pause >/dev/null
+    buildah config --entrypoint '["/pause"]' --user 65535:65535 "$c"
+    buildah commit --rm "$c" "$PAUSE_IMAGE" >/dev/null
+    rm -f "$PA"; buildah push "$PAUSE_IMAGE" "docker-archive:$PA:$PAUSE_IMAGE" >/dev/null
+  fi
+  ctr --address "$CTRD_SOCK" -n k8s.io images import "$PA" >/dev/null
+  ctr --address "$CTRD_SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null || true
+fi
+
+# ---------------------------------------------------------------- etcd
+start etcd "$ETCD_BIN" --name executioner --data-dir "$STATE/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster executioner=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
+  --unsafe-no-fsync=true --quota-backend-bytes=2147483648 --log-level=warn
+wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+
+# ---------------------------------------------------------------- kube-apiserver
+start kube-apiserver "$KBIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+  --bind-address=0.0.0.0 --secure-port=$API_PORT --advertise-address="$HOST_IP" \
+  --authorization-mode=Node,RBAC \
+  --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,NodeRestriction,PodSecurity,ResourceQuota,DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,Priority,RuntimeClass \
+  --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types=InternalIP,Hostname \
+  --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true --profiling=false \
+  --endpoint-reconciler-type=lease --v=1
+wait_for kube-apiserver 90 kctl get --raw /readyz
+
+# kubectl logs/exec: the API server's kubelet-client identity may use the kubelet API
+kctl create clusterrolebinding executioner:kubelet-api-admin --clusterrole=system:kubelet-api-admin \
+  --user=kube-apiserver-kubelet-client --dry-run=client -o yaml | kctl apply -f - >/dev/null
+# kube-router (NetworkPolicy enforcer) reads the objects it enforces
+kctl apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "executioner:kube-router"}
+rules:
+- apiGroups: [""]
+  resources: [namespaces, pods, services, endpoints, nodes]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [patch, update]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "executioner:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "executioner:kube-router"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:executioner:kube-router"}
+EOF
+
+# ---------------------------------------------------------------- controller-manager, scheduler
+start kube-controller-manager "$KBIN/kube-controller-manager" \
+  --kubeconfig="$STATE/controller-manager.kubeconfig" \
+  --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
+  --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
+  --bind-address=127.0.0.1 --leader-elect=false \
+  --controllers='*,bootstrap-signer-controller,token-cleaner-controller' \
+  --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
+  --use-service-account-credentials=true \
+  --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+  --allocate-node-cidrs=true --cluster-cidr="$CLUSTER_CIDR" --node-cidr-mask-size=24 \
+  --service-cluster-ip-range="$SERVICE_CIDR" --v=1
+start kube-scheduler "$KBIN/kube-scheduler" \
+  --kubeconfig="$STATE/scheduler.kubeconfig" \
+  --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
+  --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
+  --bind-address=127.0.0.1 --leader-elect=false --v=1
+
+# ---------------------------------------------------------------- kubelet
+cat > "$STATE/kubelet/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $HOST_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$PKI/ca.crt"}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: "unix://$CTRD_SOCK"
+failSwapOn: false
+podCIDR: "$POD_CIDR"
+maxPods: 110
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"}
+evictionPressureTransitionPeriod: 10s
+syncFrequency: 10s
+fileCheckFrequency: 10s
+nodeStatusUpdateFrequency: 10s
+resolvConf: /etc/resolv.conf
+EOF
+start kubelet "$KBIN/kubelet" --config="$STATE/kubelet/config.yaml" \
+  --kubeconfig="$STATE/kubelet.kubeconfig" --root-dir="$STATE/kubelet/root" --cert-dir="$STATE/kubelet/pki" \
+  --hostname-override="$NODE_NAME" --node-ip="$HOST_IP" --v=1
+
+# ---------------------------------------------------------------- kube-proxy (Service ClusterIPs, iptables mode)
+cat > "$STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+clusterCIDR: "$CLUSTER_CIDR"
+hostnameOverride: "$NODE_NAME"
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+clientConnection: {kubeconfig: "$STATE/kube-proxy.kubeconfig"}
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+iptables: {localhostNodePorts: false, masqueradeAll: false}
+nodePortAddresses: ["$HOST_IP/32"]
+EOF
+start kube-proxy "$KBIN/kube-proxy" --config="$STATE/kube-proxy.yaml" --v=1
+
+# ---------------------------------------------------------------- kube-router (NetworkPolicy only)
+start kube-router "$KROUTER_BIN" --kubeconfig="$STATE/kube-router.kubeconfig" \
+  --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+  --hostname-override="$NODE_NAME" --enable-ipv4=true --enable-ipv6=false \
+  --metrics-port=0 --health-port=20244 --iptables-sync-period=1m --v=1
+
+# ---------------------------------------------------------------- ready?
+wait_for "node $NODE_NAME Ready" 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+wait_for "default service account" 60 kctl -n default get serviceaccount default
+for c in "${COMPONENTS[@]}"; do
+  pid_of "$c" >/dev/null || { log "$c is not running; see $STATE/logs/$c.log"; tail -20 "$STATE/logs/$c.log" >&2; exit 1; }
+done
+log "cluster ready in $((SECONDS - T0)) s (Kubernetes $KUBE_VERSION, node $NODE_NAME, api https://$HOST_IP:$API_PORT)"
+echo "KUBECONFIG=$KUBECONFIG_PATH"

@@ -1,0 +1,56 @@
+"""Dependencies shared by the routes, as Annotated aliases."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from executioner.settings import Settings
+from executioner.store import ExecutionStore
+
+ANONYMOUS = "anonymous"
+bearer = HTTPBearer(auto_error=False, description="An API key from EXECUTIONER_API_KEYS.")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> ExecutionStore:
+    return request.app.state.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ExecutionStore, Depends(get_store)]
+
+
+def owner_of_key(key: str) -> str:
+    """The identity records are filed under: a digest, so keys are never stored."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def current_owner(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    if not settings.api_keys:
+        return ANONYMOUS
+    presented = credentials.credentials.encode() if credentials else b""
+    matched = None
+    for key in settings.api_keys:  # compare with every key, in constant time
+        if hmac.compare_digest(presented, key.encode()):
+            matched = key
+    if matched is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid API key is required: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return owner_of_key(matched)
+
+
+CurrentOwner = Annotated[str, Depends(current_owner)]

@@ -1,0 +1,70 @@
+"""The FastAPI application: builds the app and mounts the routers, nothing else."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis
+from anyio import to_thread
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from executioner.api.middleware import BodySizeLimit, SecurityHeaders
+from executioner.api.routes import health
+from executioner.api.routes.executions import executions_router
+from executioner.settings import Settings, get_settings
+from executioner.store import ExecutionStore
+
+log = logging.getLogger("executioner.api")
+UI_DIR = Path(__file__).resolve().parents[1] / "frontend" / "dist"
+# Waiting requests (`?wait=`) each hold a worker thread while they block on Redis.
+THREADS = 256
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        to_thread.current_default_thread_limiter().total_tokens = THREADS
+        if not settings.api_keys:
+            log.warning("EXECUTIONER_API_KEYS is empty: the API is open to anyone who can reach %s", settings.host)
+        yield
+        app.state.store.redis.close()
+
+    app = FastAPI(
+        title="THE_EXECUTIONER",
+        summary="Run untrusted Python in disposable sandboxes; only the output comes back.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+
+    app.include_router(health.router)
+    app.include_router(executions_router(settings))
+
+    @app.exception_handler(redis.RedisError)
+    async def store_unavailable(_request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("execution store error: %s", exc)
+        return JSONResponse({"detail": "the execution store is unavailable; try again"}, 503, headers={"Retry-After": "5"})
+
+    # JSON escaping can grow a body up to six-fold; anything larger cannot be a valid request.
+    app.add_middleware(BodySizeLimit, max_bytes=6 * (settings.max_code_bytes + settings.max_stdin_bytes) + 65536)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(SecurityHeaders)
+
+    ui_dir = Path(settings.ui_dir) if settings.ui_dir else UI_DIR
+    if ui_dir.is_dir():
+        app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
+    return app

@@ -1,0 +1,124 @@
+"""/v1/executions: submit, read, list and cancel executions."""
+
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+
+from executioner.api.deps import CurrentOwner, SettingsDep, StoreDep
+from executioner.models import ExecutionPage, ExecutionPublic, Limits, Status, execution_create_model
+from executioner.settings import Settings
+from executioner.submission import EnqueueFailed, submit
+
+ERRORS = {
+    401: {"description": "Missing or unknown API key"},
+    404: {"description": "No such execution (or it belongs to another key)"},
+}
+
+
+def too_large(field: str, limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        [{"loc": ["body", field], "msg": f"{field} is larger than {limit} bytes", "type": "too_large"}],
+    )
+
+
+def executions_router(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1/executions", tags=["executions"])
+    ExecutionCreate = execution_create_model(settings)
+
+    def owned(store: StoreDep, owner: str, execution_id: str):
+        execution = store.get(execution_id)
+        if execution is None or execution.owner != owner:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
+        return execution
+
+    @router.post(
+        "",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ExecutionPublic,
+        summary="Run code in a new sandbox",
+        responses={
+            200: {"description": "Finished within `wait` seconds", "model": ExecutionPublic},
+            413: {"description": "code, stdin or the whole body is too large"},
+            503: {"description": "The execution could not be queued"},
+            **ERRORS,
+        },
+    )
+    def create_execution(
+        body: Annotated[ExecutionCreate, Body()],  # type: ignore[valid-type]
+        response: Response,
+        store: StoreDep,
+        settings: SettingsDep,
+        owner: CurrentOwner,
+        wait: Annotated[
+            float,
+            Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for the result before answering 202."),
+        ] = 0,
+    ) -> ExecutionPublic:
+        if len(body.code.encode()) > settings.max_code_bytes:
+            raise too_large("code", settings.max_code_bytes)
+        if len(body.stdin.encode()) > settings.max_stdin_bytes:
+            raise too_large("stdin", settings.max_stdin_bytes)
+        try:
+            execution = submit(
+                store,
+                settings,
+                owner=owner,
+                code=body.code,
+                stdin=body.stdin,
+                limits=Limits.model_validate(body.limits.model_dump()),
+            )
+        except EnqueueFailed:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the execution could not be queued; try again")
+        response.headers["Location"] = f"/v1/executions/{execution.id}"
+        if wait > 0:
+            finished = store.wait_until_terminal(execution.id, wait)
+            if finished is not None:
+                execution = finished
+                if execution.status.terminal:
+                    response.status_code = status.HTTP_200_OK
+        return execution.public()
+
+    @router.get("/{execution_id}", response_model=ExecutionPublic, summary="Read one execution", responses=ERRORS)
+    def get_execution(
+        execution_id: str,
+        store: StoreDep,
+        owner: CurrentOwner,
+        wait: Annotated[float, Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for a terminal status.")] = 0,
+    ) -> ExecutionPublic:
+        execution = owned(store, owner, execution_id)
+        if wait > 0 and not execution.status.terminal:
+            execution = store.wait_until_terminal(execution_id, wait) or execution
+        return execution.public()
+
+    @router.get("", response_model=ExecutionPage, summary="List recent executions, newest first", responses=ERRORS)
+    def list_executions(
+        store: StoreDep,
+        owner: CurrentOwner,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="From a previous page's next_cursor.")] = None,
+    ) -> ExecutionPage:
+        offset = int(cursor or 0)
+        items, more = store.list(owner, limit, offset)
+        return ExecutionPage(items=[e.public() for e in items], next_cursor=str(offset + limit) if more else None)
+
+    @router.delete(
+        "/{execution_id}",
+        response_model=ExecutionPublic,
+        summary="Cancel a queued or running execution",
+        responses={409: {"description": "The execution already finished"}, **ERRORS},
+    )
+    def cancel_execution(execution_id: str, store: StoreDep, owner: CurrentOwner) -> ExecutionPublic:
+        execution = owned(store, owner, execution_id)
+        cancelled = store.finish(
+            execution_id,
+            Status.cancelled,
+            {"error": "cancelled by request"},
+        )
+        if not cancelled:
+            current = store.get(execution_id) or execution
+            raise HTTPException(status.HTTP_409_CONFLICT, f"execution {execution_id} already finished ({current.status})")
+        return (store.get(execution_id) or execution).public()
+
+    return router

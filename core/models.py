@@ -1,0 +1,113 @@
+"""The execution record, its state machine, and the documents the API speaks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from executioner.settings import Settings
+
+
+class Status(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    timed_out = "timed_out"
+    memory_exceeded = "memory_exceeded"
+    cancelled = "cancelled"
+    error = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (Status.queued, Status.running)
+
+
+TERMINAL_STATUSES = frozenset(s for s in Status if s.terminal)
+
+# Which status may follow which: terminal states are final.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.queued: frozenset({Status.running, Status.cancelled, Status.error}),
+    Status.running: TERMINAL_STATUSES,
+}
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: float = Field(description="Wall-clock limit in seconds.")
+    memory_mb: int = Field(description="Memory limit in MiB.")
+
+
+class ExecutionPublic(BaseModel):
+    """An execution as users see it."""
+
+    id: str
+    status: Status
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    error: str | None = Field(None, description="Why the execution ended the way it did, when not obvious.")
+    limits: Limits
+    backend: str
+    code: str = ""
+    stdin: str = ""
+
+
+class Execution(ExecutionPublic):
+    """The stored record: the public document plus what only the system sees."""
+
+    owner: str = "anonymous"
+
+    def public(self) -> ExecutionPublic:
+        return ExecutionPublic.model_validate(self.model_dump(exclude={"owner"}))
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionPublic]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page.")
+
+
+class Outcome(BaseModel):
+    """What a sandbox backend reports when an execution ends."""
+
+    status: Status
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    duration_ms: int | None = None
+    error: str | None = None
+
+
+def execution_create_model(settings: Settings) -> type[BaseModel]:
+    """The POST body, with the bounds this deployment allows written into its schema."""
+    limits = create_model(
+        "LimitsCreate",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        timeout_seconds=(
+            Annotated[float, Field(gt=0, le=settings.max_timeout_seconds, description="Wall-clock limit in seconds.")],
+            settings.default_timeout_seconds,
+        ),
+        memory_mb=(
+            Annotated[int, Field(ge=settings.min_memory_mb, le=settings.max_memory_mb, description="Memory limit in MiB.")],
+            settings.default_memory_mb,
+        ),
+    )
+    return create_model(
+        "ExecutionCreate",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        code=(Annotated[str, Field(min_length=1, description=f"Python source, at most {settings.max_code_bytes} bytes.")], ...),
+        stdin=(Annotated[str, Field(description=f"Standard input, at most {settings.max_stdin_bytes} bytes.")], ""),
+        limits=(limits, Field(default_factory=limits)),
+    )

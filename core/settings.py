@@ -1,0 +1,89 @@
+"""All configuration, read once from EXECUTIONER_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECUTIONER_", extra="ignore")
+
+    # Where code runs: "local" (bubblewrap on this machine) or "kubernetes" (one Job per execution).
+    backend: Literal["local", "kubernetes"] = "local"
+    # Broker and execution store. `executioner up` starts a private redis-server when unset.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Where the API listens.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Comma-separated API keys; empty means the API is open (only sensible on 127.0.0.1).
+    api_keys: Annotated[list[str], NoDecode] = []
+    # Allowed browser origins for CORS, comma-separated; empty turns CORS off.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Built web UI served at / (defaults to frontend/dist of the source tree, when built).
+    ui_dir: str | None = None
+    # How long execution records are kept.
+    retention_seconds: int = Field(86400, ge=60)
+
+    # Request limits.
+    max_code_bytes: int = Field(64 * 1024, ge=1)
+    max_stdin_bytes: int = Field(1024 * 1024, ge=0)
+    default_timeout_seconds: float = Field(5.0, gt=0)
+    max_timeout_seconds: float = Field(60.0, gt=0)
+    default_memory_mb: int = Field(128, ge=16)
+    min_memory_mb: int = Field(32, ge=16)
+    max_memory_mb: int = Field(512, ge=16)
+    max_wait_seconds: float = Field(30.0, ge=0)
+
+    # Sandbox limits applied to every execution.
+    output_limit_bytes: int = Field(64 * 1024, ge=1024)
+    max_processes: int = Field(64, ge=4)
+    max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    tmp_size_mb: int = Field(16, ge=1)
+    cpu_limit: float = Field(1.0, gt=0)
+
+    # Local backend.
+    bwrap_path: str = "bwrap"
+    sandbox_python: str = "/usr/bin/python3"
+    # Host UID/GID that bubblewrap runs as when the worker is root.
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
+    # Parent cgroup for per-execution memory/pids cgroups (used when writable).
+    cgroup_parent: str = "executioner"
+
+    # Worker.
+    worker_concurrency: int = Field(4, ge=1)
+    lease_seconds: float = Field(10.0, ge=2)
+    sweep_interval_seconds: float = Field(5.0, gt=0)
+    # Seconds the worker waits beyond an execution's timeout before giving up on the sandbox.
+    grace_seconds: float = Field(10.0, ge=1)
+
+    # Kubernetes backend.
+    sandbox_namespace: str = "executioner-sandbox"
+    sandbox_image: str = "executioner-sandbox:0.1.0"
+    runtime_class_name: str | None = None
+    job_ttl_seconds: int = Field(60, ge=0)
+    schedule_timeout_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def check_limits(self) -> "Settings":
+        if not self.min_memory_mb <= self.default_memory_mb <= self.max_memory_mb:
+            raise ValueError("EXECUTIONER_DEFAULT_MEMORY_MB must lie between the min and max memory")
+        if self.default_timeout_seconds > self.max_timeout_seconds:
+            raise ValueError("EXECUTIONER_DEFAULT_TIMEOUT_SECONDS exceeds EXECUTIONER_MAX_TIMEOUT_SECONDS")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,39 @@
+"""The one way an execution enters the system, used by the API and the operator alike."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from executioner.models import Execution, Limits, Status
+from executioner.settings import Settings
+from executioner.store import ExecutionStore, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class EnqueueFailed(RuntimeError):
+    """The broker did not take the execution; it was recorded as `error`."""
+
+
+def submit(store: ExecutionStore, settings: Settings, *, owner: str, code: str, stdin: str, limits: Limits) -> Execution:
+    from executioner.worker.celery_app import enqueue  # the Celery app reads settings on import
+
+    execution = Execution(
+        id=uuid.uuid4().hex,
+        status=Status.queued,
+        created_at=utcnow(),
+        limits=limits,
+        backend=settings.backend,
+        code=code,
+        stdin=stdin,
+        owner=owner,
+    )
+    store.create(execution)
+    try:
+        enqueue(execution.id)
+    except Exception as exc:
+        log.exception("could not enqueue %s", execution.id)
+        store.finish(execution.id, Status.error, {"error": "the execution could not be queued"})
+        raise EnqueueFailed(str(exc)) from exc
+    return execution

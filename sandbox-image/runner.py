@@ -1,0 +1,296 @@
+"""The sandbox runner: the one program that runs user code, in every backend.
+
+It runs inside the sandbox (a bubblewrap namespace locally, the container of a
+Kubernetes Job in production), ideally as PID 1 of its own PID namespace. It
+starts the user's program as a child with only pipes for stdout and stderr,
+enforces the limits, kills every process of the sandbox at the end, and writes
+one JSON envelope line to its own stdout. User code never holds a descriptor
+to that stdout, cannot ptrace or open /proc/1/fd of a non-dumpable process, and
+cannot signal PID 1, so it can neither forge nor suppress the envelope.
+
+Standard library only: the sandbox image has nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import resource
+import selectors
+import signal
+import sys
+import time
+
+ENVELOPE_VERSION = 1
+PR_SET_DUMPABLE = 4
+READ_CHUNK = 65536
+# Where a memory cgroup reports OOM kills, as seen from inside a container or
+# bind-mounted by the local backend at the first path.
+OOM_COUNTER_FILES = (
+    "/run/executioner/memory.events",  # local backend: cgroup v2 memory.events
+    "/run/executioner/memory.oom_control",  # local backend: cgroup v1
+    "/sys/fs/cgroup/memory.events",  # container, cgroup v2
+    "/sys/fs/cgroup/memory/memory.oom_control",  # container, cgroup v1
+)
+MEMORY_ERROR_LINE = re.compile(rb"(^|\n)MemoryError[^\n]*\n?$")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--code", required=True, help="path of the Python program")
+    parser.add_argument("--stdin", help="path of the file fed to the program's stdin")
+    parser.add_argument("--python", default="python3")
+    parser.add_argument("--timeout", type=float, required=True, help="wall-clock seconds")
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument(
+        "--memory-rlimit",
+        action="store_true",
+        help="enforce memory with RLIMIT_AS (when no memory cgroup contains the sandbox)",
+    )
+    parser.add_argument("--output-limit", type=int, default=65536, help="bytes kept per stream")
+    parser.add_argument(
+        "--max-processes", type=int, default=0, help="RLIMIT_NPROC; 0 leaves it to the pids cgroup"
+    )
+    parser.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024)
+    parser.add_argument("--max-open-files", type=int, default=256)
+    parser.add_argument("--workdir", default="/tmp")
+    return parser.parse_args(argv)
+
+
+def make_undumpable() -> None:
+    """Keep same-UID processes out of /proc/<runner>/fd and ptrace."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def read_oom_kills() -> int | None:
+    for path in OOM_COUNTER_FILES:
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class Stream:
+    """Keeps the first `limit` bytes of a pipe and counts the rest."""
+
+    def __init__(self, fd: int, limit: int):
+        self.fd = fd
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+
+    def read(self) -> bool:
+        try:
+            chunk = os.read(self.fd, READ_CHUNK)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        room = self.limit - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+        if len(chunk) > room:
+            self.truncated = True
+        return True
+
+    def text(self) -> str:
+        return bytes(self.data).decode("utf-8", errors="replace")
+
+
+def child_setup(args: argparse.Namespace) -> None:
+    """Runs in the forked child before exec: limits that only the user program gets."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    cpu = int(args.timeout) + 2
+    limits = [
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_FSIZE, args.max_file_bytes),
+        (resource.RLIMIT_NOFILE, args.max_open_files),
+    ]
+    if args.max_processes > 0:
+        limits.append((resource.RLIMIT_NPROC, args.max_processes))
+    if args.memory_rlimit:
+        limits.append((resource.RLIMIT_AS, args.memory_mb * 1024 * 1024))
+    for which, value in limits:
+        resource.setrlimit(which, (value, value))
+    try:  # the user program, never the runner, is what the OOM killer should pick
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+
+
+def kill_everything(child_pid: int) -> None:
+    if os.getpid() == 1:
+        # PID 1 of a namespace: kill(-1) reaches every other process in it,
+        # including daemons that left the child's session.
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    else:
+        try:
+            os.killpg(child_pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run(args: argparse.Namespace) -> dict:
+    stdin_fd = os.open(args.stdin, os.O_RDONLY) if args.stdin else os.open(os.devnull, os.O_RDONLY)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    oom_before = read_oom_kills()
+    workdir = args.workdir if os.path.isdir(args.workdir) else "/"
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
+    argv = [args.python, "-I", "-u", os.path.abspath(args.code)]
+
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.setsid()
+            os.dup2(stdin_fd, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.closerange(3, 65536)
+            os.chdir(workdir)
+            child_setup(args)
+            os.execve(args.python if os.sep in args.python else _which(args.python), argv, env)
+        except BaseException as exc:  # noqa: BLE001 - report and die, never return into the runner
+            os.write(2, f"sandbox runner: cannot start the program: {exc}\n".encode())
+        os._exit(127)
+
+    os.close(stdin_fd)
+    os.close(out_w)
+    os.close(err_w)
+    streams = {out_r: Stream(out_r, args.output_limit), err_r: Stream(err_r, args.output_limit)}
+    selector = selectors.DefaultSelector()
+    for fd in streams:
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    pidfd = os.pidfd_open(pid)
+    selector.register(pidfd, selectors.EVENT_READ)
+
+    deadline = started + args.timeout
+    wait_status: int | None = None
+    timed_out = False
+    open_pipes = set(streams)
+    drain_deadline: float | None = None
+    while open_pipes or wait_status is None:
+        now = time.monotonic()
+        limit = drain_deadline if wait_status is not None else deadline
+        if now >= limit:
+            if wait_status is None:
+                timed_out = True
+                kill_everything(pid)
+                selector.unregister(pidfd)
+                _, wait_status = os.waitpid(pid, 0)
+                drain_deadline = time.monotonic() + 1.0
+                continue
+            break  # pipes still open after everything was killed: give up on them
+        for key, _ in selector.select(timeout=min(limit - now, 1.0)):
+            if key.fd == pidfd:
+                selector.unregister(pidfd)
+                _, wait_status = os.waitpid(pid, 0)
+                # The program is done: nothing it started may outlive it.
+                kill_everything(pid)
+                drain_deadline = time.monotonic() + 1.0
+            elif not streams[key.fd].read():
+                selector.unregister(key.fd)
+                open_pipes.discard(key.fd)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    kill_everything(pid)
+    reap_all()
+
+    out, err = streams[out_r], streams[err_r]
+    exit_code, signal_name = _decode_wait_status(wait_status)
+    oom_after = read_oom_kills()
+    oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
+    if timed_out:
+        status, error = "timed_out", f"the program ran longer than {args.timeout:g} s and was killed"
+    elif oom_killed or (
+        args.memory_rlimit and exit_code != 0 and MEMORY_ERROR_LINE.search(bytes(err.data[-512:]))
+    ):
+        status, error = "memory_exceeded", f"the program used more than {args.memory_mb} MiB of memory"
+    elif exit_code == 0:
+        status, error = "succeeded", None
+    else:
+        status = "failed"
+        error = f"the program was killed by {signal_name}" if signal_name else None
+    return {
+        "v": ENVELOPE_VERSION,
+        "status": status,
+        "exit_code": exit_code,
+        "signal": signal_name,
+        "stdout": out.text(),
+        "stderr": err.text(),
+        "stdout_truncated": out.truncated,
+        "stderr_truncated": err.truncated,
+        "duration_ms": duration_ms,
+        "error": error,
+    }
+
+
+def _which(name: str) -> str:
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return name
+
+
+def _decode_wait_status(wait_status: int | None) -> tuple[int | None, str | None]:
+    if wait_status is None:
+        return None, None
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return 128 + sig, name
+    return os.WEXITSTATUS(wait_status), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    make_undumpable()
+    # Signals the program might send its parent: as PID 1 unhandled signals are
+    # dropped anyway; elsewhere, ignoring them keeps the envelope coming.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        envelope = run(args)
+    except Exception as exc:  # noqa: BLE001 - the envelope must say what broke
+        envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": f"sandbox runner failed: {exc!r}"}
+    line = (json.dumps(envelope, separators=(",", ":")) + "\n").encode()
+    view = memoryview(line)
+    while view:
+        view = view[os.write(1, view):]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Start the real parts of the system for tests: redis-server, a Celery worker, the API.
+
+The worker (the part that runs attack code in sandboxes) starts inside a private
+mount namespace, so even a sandbox escape could not change the machine's mounts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {seconds} s")
+
+
+def stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_redis(directory: Path) -> tuple[str, subprocess.Popen]:
+    server = shutil.which("redis-server")
+    if not server:
+        raise RuntimeError("redis-server is not installed; run `make deps`")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(directory), "--loglevel", "warning"],
+    )
+    wait_for_port(port, process)
+    return f"redis://127.0.0.1:{port}/0", process
+
+
+def private_mount_namespace() -> list[str]:
+    return ["unshare", "--mount", "--propagation", "private", "--"]
+
+
+def start_worker(env: dict[str, str], log_path: Path, name: str = "worker") -> subprocess.Popen:
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        [*private_mount_namespace(), sys.executable, "-m", "celery", "-A", "executioner.worker.celery_app",
+         "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-n", f"{name}-{os.getpid()}@%h"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for_log(log_path, "ready.", process)
+    return process
+
+
+def wait_for_log(path: Path, text: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{path.read_text()[-3000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{text!r} never appeared in {path}")
+
+
+def start_api(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        env={**env, "EXECUTIONER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process)
+    url = f"http://127.0.0.1:{port}"
+    httpx.get(f"{url}/healthz", timeout=5).raise_for_status()
+    return url, process
+
+
+def kill_process_tree(process: subprocess.Popen) -> None:
+    """SIGKILL a process and everything in its session, as a crash or the OOM killer would."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

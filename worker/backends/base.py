@@ -1,0 +1,31 @@
+"""The one interface every sandbox backend implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from executioner.models import Execution, Outcome
+
+
+class SandboxUnavailable(RuntimeError):
+    """A protection the sandbox depends on is missing: refuse to run code (fail closed)."""
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    def run(self, execution: Execution) -> Outcome:
+        """Run the execution to its end and report the outcome; never raises for user-code failures."""
+
+    def cancel(self, execution_id: str) -> None:
+        """Stop the execution's sandbox if it runs here; a no-op otherwise."""
+
+
+def create_backend(settings) -> SandboxBackend:
+    if settings.backend == "kubernetes":
+        from executioner.worker.backends.kubernetes import KubernetesBackend
+
+        return KubernetesBackend(settings)
+    from executioner.worker.backends.local import LocalBackend
+
+    return LocalBackend(settings)

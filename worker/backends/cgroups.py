@@ -1,0 +1,114 @@
+"""Per-execution memory and pids cgroups for the local sandbox, where the host lets us create them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class SandboxCgroup:
+    """One cgroup (v2) or one memory + one pids cgroup (v1) holding a single sandbox."""
+
+    def __init__(self, directories: list[Path], oom_file: Path, version: int):
+        self.directories = directories
+        self.oom_file = oom_file
+        self.version = version
+
+    @classmethod
+    def create(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> "SandboxCgroup | None":
+        """Create and configure the cgroup, or return None when this host does not allow it."""
+        try:
+            if _v2_has_controllers():
+                return cls._create_v2(parent, name, memory_bytes, max_pids)
+            if (CGROUP_ROOT / "memory").is_dir() and (CGROUP_ROOT / "pids").is_dir():
+                return cls._create_v1(parent, name, memory_bytes, max_pids)
+        except OSError:
+            return None
+        return None
+
+    @classmethod
+    def _create_v2(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> "SandboxCgroup":
+        base = CGROUP_ROOT / parent
+        base.mkdir(exist_ok=True)
+        for directory in (CGROUP_ROOT, base):
+            (directory / "cgroup.subtree_control").write_text("+memory +pids")
+        group = base / name
+        group.mkdir()
+        (group / "memory.max").write_text(str(memory_bytes))
+        _write_if_exists(group / "memory.swap.max", "0")
+        (group / "pids.max").write_text(str(max_pids))
+        return cls([group], group / "memory.events", 2)
+
+    @classmethod
+    def _create_v1(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> "SandboxCgroup":
+        memory = CGROUP_ROOT / "memory" / parent / name
+        pids = CGROUP_ROOT / "pids" / parent / name
+        memory.mkdir(parents=True)
+        try:
+            (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            _write_if_exists(memory / "memory.memsw.limit_in_bytes", str(memory_bytes))
+            pids.mkdir(parents=True)
+            (pids / "pids.max").write_text(str(max_pids))
+        except OSError:
+            _remove([memory, pids])
+            raise
+        return cls([memory, pids], memory / "memory.oom_control", 1)
+
+    def procs_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.directories]
+
+    def oom_kills(self) -> int:
+        try:
+            for line in self.oom_file.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def remove(self) -> None:
+        _remove(self.directories)
+
+
+def _v2_has_controllers() -> bool:
+    try:
+        controllers = (CGROUP_ROOT / "cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+    return "memory" in controllers and "pids" in controllers
+
+
+def _write_if_exists(path: Path, value: str) -> None:
+    if path.exists():
+        path.write_text(value)
+
+
+def _remove(directories: list[Path]) -> None:
+    # A cgroup can be removed only once the kernel has finished tearing down its last process.
+    for directory in directories:
+        for _ in range(100):
+            try:
+                directory.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    break
+                time.sleep(0.01)
+
+
+def attach_self(procs_files: list[str]) -> None:
+    """Move the calling process into the cgroups. Safe to call between fork and exec."""
+    pid = str(os.getpid()).encode()
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, pid)
+        finally:
+            os.close(fd)

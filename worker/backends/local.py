@@ -1,0 +1,175 @@
+"""The local backend: each execution runs the sandbox runner under bubblewrap on this machine.
+
+Namespaces: user, pid, net (no interfaces but its own loopback), ipc, uts, mount
+and cgroup. The root is an empty read-only tmpfs with the host's /usr bound
+read-only (minus /usr/local), a fresh /proc and /dev, a size-limited private
+/tmp, and the execution's input bound read-only at /sandbox. When the worker is
+root, bubblewrap itself runs as an unprivileged host user inside per-execution
+memory and pids cgroups; otherwise the runner falls back to rlimits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from executioner.models import Execution, Outcome, Status
+from executioner.runner_protocol import (
+    INPUT_DIR,
+    RUNNER_PATH,
+    EnvelopeError,
+    parse_envelope,
+    runner_args,
+    runner_source,
+)
+from executioner.settings import Settings
+from executioner.worker.backends.base import SandboxUnavailable
+from executioner.worker.backends.cgroups import SandboxCgroup, attach_self
+
+log = logging.getLogger(__name__)
+OOM_FILE_IN_SANDBOX = "/run/executioner"
+# Sandbox overhead outside the user's program (bwrap, the runner's interpreter).
+RUNTIME_OVERHEAD_BYTES = 24 * 1024 * 1024
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._processes: dict[str, subprocess.Popen] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+
+    def bwrap(self) -> str:
+        path = shutil.which(self.settings.bwrap_path)
+        if not path:
+            raise SandboxUnavailable(
+                f"bubblewrap ({self.settings.bwrap_path}) is not installed; refusing to run code without a sandbox"
+            )
+        return path
+
+    def run(self, execution: Execution) -> Outcome:
+        bwrap = self.bwrap()
+        with tempfile.TemporaryDirectory(prefix="executioner-") as tmp:
+            workdir = Path(tmp)
+            self._write_input(workdir, execution)
+            cgroup = None
+            if os.geteuid() == 0:
+                cgroup = SandboxCgroup.create(
+                    self.settings.cgroup_parent,
+                    execution.id,
+                    execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES,
+                    self.settings.max_processes,
+                )
+            try:
+                return self._run_sandbox(bwrap, workdir, execution, cgroup)
+            finally:
+                if cgroup:
+                    cgroup.remove()
+                with self._lock:
+                    self._processes.pop(execution.id, None)
+                    self._cancelled.discard(execution.id)
+
+    def cancel(self, execution_id: str) -> None:
+        with self._lock:
+            self._cancelled.add(execution_id)
+            process = self._processes.get(execution_id)
+        if process and process.poll() is None:
+            process.kill()  # bwrap --die-with-parent takes the whole sandbox down with it
+
+    def _write_input(self, workdir: Path, execution: Execution) -> None:
+        # The sandbox runs as another user: it needs to read these, never to write them.
+        workdir.chmod(0o755)
+        (workdir / "input").mkdir(mode=0o755)
+        for name, content in (("main.py", execution.code), ("stdin", execution.stdin)):
+            path = workdir / "input" / name
+            path.write_text(content, encoding="utf-8")
+            path.chmod(0o644)
+        shutil.copyfile(runner_source(), workdir / "runner.py")
+        (workdir / "runner.py").chmod(0o644)
+
+    def command(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> list[str]:
+        s = self.settings
+        argv = [
+            bwrap,
+            "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+            "--unshare-cgroup-try", "--disable-userns",
+            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
+            "--die-with-parent", "--new-session", "--as-pid-1",
+            "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
+            "--ro-bind", "/usr", "/usr",
+            "--tmpfs", "/usr/local", "--remount-ro", "/usr/local",
+        ]
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                argv += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                argv += ["--ro-bind", top, top]
+        argv += [
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(s.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            "--ro-bind", str(workdir / "input"), INPUT_DIR,
+            "--ro-bind", str(workdir / "runner.py"), RUNNER_PATH,
+        ]
+        if cgroup:
+            argv += ["--ro-bind", str(cgroup.oom_file), f"{OOM_FILE_IN_SANDBOX}/{cgroup.oom_file.name}"]
+        argv += ["--remount-ro", "/", "--chdir", "/tmp", s.sandbox_python, "-I", "-S", RUNNER_PATH]
+        argv += runner_args(
+            execution, s, memory_rlimit=cgroup is None, max_processes=s.max_processes
+        )
+        return argv
+
+    def _run_sandbox(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> Outcome:
+        procs_files = cgroup.procs_files() if cgroup else []
+        drop_to = (self.settings.sandbox_uid, self.settings.sandbox_gid) if os.geteuid() == 0 else None
+
+        def enter_sandbox_context() -> None:
+            # Between fork and exec: join the cgroups while still root, then drop root for good.
+            attach_self(procs_files)
+            if drop_to:
+                uid, gid = drop_to
+                os.setgroups([])
+                os.setresgid(gid, gid, gid)
+                os.setresuid(uid, uid, uid)
+
+        process = subprocess.Popen(
+            self.command(bwrap, workdir, execution, cgroup),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=enter_sandbox_context,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        with self._lock:
+            self._processes[execution.id] = process
+            cancelled_early = execution.id in self._cancelled
+        if cancelled_early:
+            process.kill()
+        deadline = execution.limits.timeout_seconds + self.settings.grace_seconds
+        try:
+            stdout, stderr = process.communicate(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return Outcome(status=Status.timed_out, error="the sandbox did not stop at its deadline and was killed")
+        if execution.id in self._cancelled:
+            return Outcome(status=Status.cancelled, error="cancelled by request")
+        try:
+            return parse_envelope(stdout.decode("utf-8", errors="replace"))
+        except EnvelopeError as exc:
+            if cgroup and cgroup.oom_kills() > 0:
+                return Outcome(
+                    status=Status.memory_exceeded,
+                    error=f"the program used more than {execution.limits.memory_mb} MiB of memory",
+                )
+            reason = stderr.decode("utf-8", errors="replace").strip().splitlines()
+            detail = f" ({reason[-1]})" if reason else ""
+            log.warning("sandbox for %s failed: exit %s%s", execution.id, process.returncode, detail)
+            return Outcome(status=Status.error, error=f"{exc}{detail}")

@@ -1,0 +1,33 @@
+"""Celery configuration: one dict, JSON only, at-least-once delivery made safe by the store's CAS."""
+
+from __future__ import annotations
+
+from executioner.settings import Settings
+
+QUEUE = "executioner"
+
+
+def celery_config(settings: Settings) -> dict:
+    longest_task = settings.max_timeout_seconds + settings.grace_seconds + settings.schedule_timeout_seconds
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        # Unacknowledged messages come back only after this long: keep it well past the longest execution.
+        "broker_transport_options": {"visibility_timeout": int(longest_task * 4) + 600},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_default_queue": QUEUE,
+        # Acknowledge after the run; a lost worker's message is delivered again, and the
+        # execution record (not Celery) decides whether anything still needs doing.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Executions mostly wait on a sandbox: threads keep the worker small and fast.
+        "worker_pool": "threads",
+        "worker_concurrency": settings.worker_concurrency,
+        "task_time_limit": int(longest_task) + 60,
+        "worker_send_task_events": False,
+        "worker_hijack_root_logger": False,
+    }

@@ -1,0 +1,75 @@
+"""What a worker does with one execution id: claim it, run it, record the result exactly once."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+
+from executioner.models import Execution, Outcome, Status
+from executioner.settings import Settings
+from executioner.store import ExecutionStore, utcnow
+from executioner.worker.active import ActiveExecutions
+from executioner.worker.backends.base import SandboxBackend, SandboxUnavailable
+
+log = logging.getLogger(__name__)
+LOST_WORKER_REASON = "the worker running this execution was lost before it finished; the result is unknown"
+
+
+def execute(
+    execution_id: str, store: ExecutionStore, backend: SandboxBackend, settings: Settings, active: ActiveExecutions
+) -> str:
+    """Run one execution; returns a word saying what happened (for logs and tests)."""
+    execution = store.get(execution_id)
+    if execution is None:
+        return "missing"
+    if execution.status.terminal:
+        return "already_final"
+    if execution.status is Status.running:
+        # A redelivered message. If nobody holds the lease any more, its worker died mid-run.
+        if store.lease_holder(execution_id) is None:
+            store.finish(execution_id, Status.error, {"error": LOST_WORKER_REASON})
+            return "lost"
+        return "duplicate"
+    lease_owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
+    claimed = store.transition(
+        execution_id,
+        Status.running,
+        {"started_at": utcnow().isoformat(), "backend": backend.name},
+        allowed_from=[Status.queued],
+        lease_owner=lease_owner,
+        lease_seconds=settings.lease_seconds,
+    )
+    if not claimed:
+        return "duplicate"
+    log.info("running execution %s on %s", execution_id, backend.name)
+    with active.holding(execution_id, lease_owner):
+        outcome = _run(backend, execution)
+    recorded = store.finish(execution_id, outcome.status, outcome.model_dump(exclude={"status"}))
+    log.info("execution %s ended %s%s", execution_id, outcome.status, "" if recorded else " (already final)")
+    return outcome.status.value if recorded else "superseded"
+
+
+def _run(backend: SandboxBackend, execution: Execution) -> Outcome:
+    try:
+        return backend.run(execution)
+    except SandboxUnavailable as exc:
+        return Outcome(status=Status.error, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken backend must still end the execution
+        log.exception("backend failed for %s", execution.id)
+        return Outcome(status=Status.error, error=f"the sandbox backend failed: {exc}")
+
+
+def sweep_lost_executions(store: ExecutionStore) -> list[str]:
+    """End every `running` execution whose worker's lease has lapsed; returns their ids."""
+    lost = []
+    for execution_id in store.running_ids():
+        if store.lease_holder(execution_id) is not None:
+            continue
+        execution = store.get(execution_id)
+        if execution is None:
+            store.redis.zrem(store.RUNNING_KEY, store.record_key(execution_id))
+            continue
+        if store.finish(execution_id, Status.error, {"error": LOST_WORKER_REASON}):
+            lost.append(execution_id)
+    return lost

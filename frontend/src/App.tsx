@@ -1,0 +1,355 @@
+import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react'
+import { createApiClient, isTerminal, type ApiClient, type Execution } from './api/client'
+import { describeError, fieldLabel, type ApiProblem } from './api/errors'
+import { CodeEditor } from './components/CodeEditor'
+import { executionHref, executionIdFromHash, HistoryList } from './components/HistoryList'
+import { OutputPane } from './components/OutputPane'
+import { StatusBadge, type DisplayStatus } from './components/StatusBadge'
+import { formatMs } from './format'
+import { loadApiKey, recallSource, rememberSource, saveApiKey } from './storage'
+import { useExecution } from './useExecution'
+
+export const SAMPLE_CODE = `# Code goes in. Only output comes out.
+import sys
+
+name = sys.stdin.readline().strip() or "world"
+print(f"Hello, {name}!")
+
+for i in range(3):
+    print("tick", i)
+`
+
+const DEFAULT_TIMEOUT = 5
+const DEFAULT_MEMORY = 128
+
+export interface AppProps {
+  /** Injected in tests; the page builds its own from the stored API key. */
+  client?: ApiClient
+  pollIntervalMs?: number
+}
+
+function ProblemAlert({ problem, onDismiss, onFixKey }: { problem: ApiProblem; onDismiss: () => void; onFixKey: () => void }) {
+  return (
+    <div role="alert" className="flex items-start gap-3 rounded-md border border-danger/70 bg-danger/10 p-3 text-sm">
+      <div className="flex-1">
+        <p className="font-semibold text-danger">
+          {problem.title}
+          {problem.status ? <span className="font-mono text-xs font-normal"> (HTTP {problem.status})</span> : null}
+        </p>
+        <p className="text-ink">{problem.message}</p>
+      </div>
+      {problem.kind === 'unauthorized' && (
+        <button type="button" onClick={onFixKey} className="rounded border border-cyan/70 px-2 py-0.5 text-xs text-cyan hover:bg-cyan/10">
+          Enter API key
+        </button>
+      )}
+      <button type="button" onClick={onDismiss} aria-label="Dismiss message" className="px-1 text-muted hover:text-ink">
+        ✕
+      </button>
+    </div>
+  )
+}
+
+export default function App({ client: injected, pollIntervalMs }: AppProps) {
+  const [apiKey, setApiKey] = useState(loadApiKey)
+  const apiKeyRef = useRef(apiKey)
+  apiKeyRef.current = apiKey
+  const client = useMemo(() => injected ?? createApiClient(() => apiKeyRef.current), [injected])
+
+  const [code, setCode] = useState(SAMPLE_CODE)
+  const [stdin, setStdin] = useState('')
+  const [timeoutSeconds, setTimeoutSeconds] = useState(String(DEFAULT_TIMEOUT))
+  const [memoryMb, setMemoryMb] = useState(String(DEFAULT_MEMORY))
+
+  const [history, setHistory] = useState<Execution[] | null>(null)
+  const [historyLoading, setHistoryLoading] = useState(false)
+  const [historyProblem, setHistoryProblem] = useState<ApiProblem | null>(null)
+
+  const keyInput = useRef<HTMLInputElement>(null)
+  const problemId = useId()
+
+  const refreshHistory = useCallback(async () => {
+    setHistoryLoading(true)
+    try {
+      const page = await client.listExecutions(20)
+      setHistory(page.items)
+      setHistoryProblem(null)
+    } catch (error) {
+      setHistoryProblem(describeError(error))
+    } finally {
+      setHistoryLoading(false)
+    }
+  }, [client])
+
+  const onFinished = useCallback(() => void refreshHistory(), [refreshHistory])
+  const exec = useExecution(client, { pollIntervalMs, onFinished })
+  const { execution, phase, problem } = exec
+  const active = phase !== 'idle'
+
+  const status: DisplayStatus = phase === 'submitting' ? 'submitting' : (execution?.status ?? 'idle')
+  const badField = problem?.field
+
+  const run = useCallback(async () => {
+    if (active) return
+    const body = {
+      code,
+      stdin,
+      limits: { timeout_seconds: Number(timeoutSeconds), memory_mb: Number(memoryMb) },
+    }
+    const created = await exec.run(body)
+    if (created) {
+      rememberSource(created.id, { code, stdin })
+      window.history.replaceState(null, '', executionHref(created.id))
+      void refreshHistory()
+    }
+  }, [active, code, stdin, timeoutSeconds, memoryMb, exec, refreshHistory])
+
+  const openExecution = useCallback(
+    (doc: Execution) => {
+      exec.open(doc)
+      const source = recallSource(doc.id)
+      if (source) {
+        setCode(source.code)
+        setStdin(source.stdin)
+      }
+      setTimeoutSeconds(String(doc.limits.timeout_seconds ?? DEFAULT_TIMEOUT))
+      setMemoryMb(String(doc.limits.memory_mb ?? DEFAULT_MEMORY))
+      window.history.replaceState(null, '', executionHref(doc.id))
+    },
+    [exec],
+  )
+
+  // First load: history, and the execution named in the address (#/executions/<id>), if any.
+  useEffect(() => {
+    void refreshHistory()
+    const id = executionIdFromHash(window.location.hash)
+    if (id) {
+      client.getExecution(id).then(openExecution, () => window.history.replaceState(null, '', '#'))
+    }
+    // Runs once per client; openExecution is deliberately not a dependency.
+  }, [client])
+
+  // Ctrl/Cmd+Enter runs from anywhere on the page.
+  const runRef = useRef(run)
+  runRef.current = run
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault()
+        void runRef.current()
+      }
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [])
+
+  function onApiKeyChange(value: string) {
+    setApiKey(value)
+    saveApiKey(value)
+  }
+
+  function onSubmit(event: FormEvent) {
+    event.preventDefault()
+    void run()
+  }
+
+  const invalid = (field: string) => (badField === field || badField?.startsWith(`${field}.`) ? true : undefined)
+  const describedBy = (field: string) => (invalid(field) ? problemId : undefined)
+
+  return (
+    <div className="mx-auto flex min-h-screen max-w-[110rem] flex-col gap-4 px-4 py-4 lg:px-6">
+      <header className="flex flex-wrap items-center justify-between gap-4">
+        <div>
+          <h1 className="neon-title font-mono text-2xl font-bold tracking-[0.2em] text-cyan sm:text-3xl">
+            THE_<span className="text-magenta">EXECUTIONER</span>
+          </h1>
+          <p className="font-mono text-sm text-muted">
+            Untrusted Python in a disposable sandbox. <span className="text-lime">Code goes in; only output comes out.</span>
+          </p>
+        </div>
+        <div className="flex items-center gap-2">
+          <label htmlFor="api-key" className="font-mono text-xs text-muted">
+            API key <span className="text-muted">(optional)</span>
+          </label>
+          <input
+            id="api-key"
+            ref={keyInput}
+            type="password"
+            autoComplete="off"
+            spellCheck={false}
+            placeholder="none"
+            value={apiKey}
+            onChange={(e) => onApiKeyChange(e.target.value)}
+            aria-invalid={problem?.kind === 'unauthorized' || undefined}
+            className="field w-48"
+          />
+          {apiKey && (
+            <button type="button" onClick={() => onApiKeyChange('')} className="rounded px-2 py-1 text-xs text-cyan hover:bg-cyan/10">
+              Clear key
+            </button>
+          )}
+        </div>
+      </header>
+
+      <main className="grid flex-1 grid-cols-1 gap-4 lg:grid-cols-2 xl:grid-cols-[18rem_minmax(0,1fr)_minmax(0,1fr)]">
+        <div className="order-3 lg:col-span-2 xl:order-1 xl:col-span-1">
+          <HistoryList
+            items={history}
+            loading={historyLoading}
+            problem={historyProblem}
+            selectedId={execution?.id ?? null}
+            onOpen={openExecution}
+            onRefresh={() => void refreshHistory()}
+          />
+        </div>
+
+        <form onSubmit={onSubmit} aria-label="Execution" className="order-1 flex min-w-0 flex-col gap-4 xl:order-2">
+          <div className="panel overflow-hidden">
+            <div className="flex items-center justify-between border-b border-edge px-4 py-2">
+              <span className="font-mono text-xs tracking-widest text-cyan">main.py</span>
+              <span className="font-mono text-xs text-muted">Python 3 · Tab indents · Ctrl/⌘+Enter runs</span>
+            </div>
+            <CodeEditor value={code} onChange={setCode} invalid={invalid('code')} describedBy={describedBy('code')} />
+          </div>
+
+          <div className="panel p-4">
+            <label htmlFor="stdin" className="mb-1 block font-mono text-xs tracking-widest text-magenta uppercase">
+              stdin
+            </label>
+            <textarea
+              id="stdin"
+              value={stdin}
+              onChange={(e) => setStdin(e.target.value)}
+              rows={3}
+              placeholder="Input for the program (optional)"
+              spellCheck={false}
+              aria-invalid={invalid('stdin')}
+              aria-describedby={describedBy('stdin')}
+              className="field w-full resize-y"
+            />
+            <div className="mt-3 flex flex-wrap items-end gap-4">
+              <div>
+                <label htmlFor="timeout" className="mb-1 block font-mono text-xs text-muted">
+                  Timeout (s)
+                </label>
+                <input
+                  id="timeout"
+                  type="number"
+                  inputMode="decimal"
+                  min={0.1}
+                  step="any"
+                  value={timeoutSeconds}
+                  onChange={(e) => setTimeoutSeconds(e.target.value)}
+                  aria-invalid={invalid('limits.timeout_seconds')}
+                  aria-describedby={describedBy('limits.timeout_seconds')}
+                  className="field w-24"
+                />
+              </div>
+              <div>
+                <label htmlFor="memory" className="mb-1 block font-mono text-xs text-muted">
+                  Memory (MB)
+                </label>
+                <input
+                  id="memory"
+                  type="number"
+                  inputMode="numeric"
+                  min={1}
+                  step={1}
+                  value={memoryMb}
+                  onChange={(e) => setMemoryMb(e.target.value)}
+                  aria-invalid={invalid('limits.memory_mb')}
+                  aria-describedby={describedBy('limits.memory_mb')}
+                  className="field w-24"
+                />
+              </div>
+              <div className="ml-auto flex items-center gap-2">
+                {execution && !isTerminal(execution.status) && (
+                  <button
+                    type="button"
+                    onClick={() => void exec.cancel()}
+                    disabled={exec.cancelling}
+                    className="rounded-md border border-magenta px-4 py-2 font-mono text-sm font-semibold text-magenta hover:bg-magenta/10 disabled:opacity-60"
+                  >
+                    {exec.cancelling ? 'Cancelling…' : 'Cancel'}
+                  </button>
+                )}
+                <button
+                  type="submit"
+                  aria-label="Run"
+                  aria-keyshortcuts="Control+Enter Meta+Enter"
+                  disabled={active}
+                  aria-busy={active || undefined}
+                  className="rounded-md bg-lime px-6 py-2 font-mono text-sm font-bold tracking-widest text-void uppercase shadow-[0_0_18px_rgb(182_255_59/0.45)] transition-[filter] hover:brightness-110 disabled:cursor-wait disabled:bg-lime/50 disabled:shadow-none"
+                >
+                  {active && <span aria-hidden="true" className="mr-2 inline-block h-3 w-3 animate-spin rounded-full border-2 border-void border-t-transparent align-[-1px]" />}
+                  Run
+                </button>
+              </div>
+            </div>
+          </div>
+        </form>
+
+        <section aria-labelledby="result-heading" className="panel order-2 flex min-w-0 flex-col gap-3 self-start p-4 xl:order-3">
+          <h2 id="result-heading" className="sr-only">
+            Result
+          </h2>
+          <div className="flex flex-wrap items-center gap-2 font-mono text-sm">
+            <StatusBadge status={status} live />
+            {execution?.exit_code != null && (
+              <span className={`rounded-full border px-3 py-0.5 ${execution.exit_code === 0 ? 'border-lime/60 text-lime' : 'border-danger/70 text-danger'}`}>
+                exit <span data-testid="exit-code">{execution.exit_code}</span>
+              </span>
+            )}
+            {exec.elapsedMs !== null && (
+              <span className="rounded-full border border-edge px-3 py-0.5 text-ink" aria-label={active ? 'Elapsed time' : 'Duration'}>
+                {active ? 'elapsed' : 'duration'} <span data-testid="elapsed">{formatMs(exec.elapsedMs)}</span>
+              </span>
+            )}
+            {execution && (
+              <span className="rounded-full border border-edge px-3 py-0.5 text-muted" title={`Execution ${execution.id}`}>
+                {execution.backend} · {execution.limits.timeout_seconds ?? DEFAULT_TIMEOUT}s · {execution.limits.memory_mb ?? DEFAULT_MEMORY}MB
+              </span>
+            )}
+          </div>
+
+          {problem && (
+            <div id={problemId}>
+              <ProblemAlert problem={problem} onDismiss={exec.dismissProblem} onFixKey={() => keyInput.current?.focus()} />
+            </div>
+          )}
+          {problem?.field && (
+            <p className="sr-only">Check the {fieldLabel(problem.field)} field.</p>
+          )}
+
+          {execution?.error && (
+            <p className="rounded-md border border-amber/60 bg-amber/10 p-2 text-sm text-amber">
+              <span className="font-semibold">Reason:</span> {execution.error}
+            </p>
+          )}
+
+          {phase === 'submitting' && <p className="font-mono text-sm text-cyan">Submitting…</p>}
+          {!execution && phase === 'idle' && !problem && (
+            <p className="font-mono text-sm text-muted">Nothing run yet. Press Run (or Ctrl/⌘+Enter) to execute the code in a sandbox.</p>
+          )}
+
+          <OutputPane
+            name="stdout"
+            text={execution?.stdout ?? ''}
+            truncated={execution?.stdout_truncated ?? false}
+            emptyHint={execution && isTerminal(execution.status) ? '(no output)' : execution ? 'waiting for output…' : ''}
+          />
+          <OutputPane
+            name="stderr"
+            text={execution?.stderr ?? ''}
+            truncated={execution?.stderr_truncated ?? false}
+            emptyHint={execution && isTerminal(execution.status) ? '(empty)' : ''}
+          />
+        </section>
+      </main>
+
+      <footer className="pb-2 text-center font-mono text-xs text-muted">
+        Each run: fresh sandbox, no network, capped memory, time and output. <a className="text-cyan underline" href="/docs">API docs</a>
+      </footer>
+    </div>
+  )
+}

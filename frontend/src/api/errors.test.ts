@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest'
+import { httpError } from '../test/fakes'
+import { describeError } from './errors'
+
+describe('describeError', () => {
+  it('names the field of a 422', () => {
+    const problem = describeError(
+      httpError(422, { detail: [{ loc: ['body', 'limits', 'timeout_seconds'], msg: 'Input should be less than or equal to 30', type: 'less_than_equal' }] }),
+    )
+    expect(problem.kind).toBe('invalid')
+    expect(problem.field).toBe('limits.timeout_seconds')
+    expect(problem.message).toContain('limits.timeout_seconds')
+    expect(problem.message).toContain('less than or equal to 30')
+  })
+
+  it('names the field of a 413', () => {
+    const problem = describeError(httpError(413, { detail: [{ loc: ['body', 'code'], msg: 'code exceeds 65536 bytes', type: 'too_large' }] }))
+    expect(problem).toMatchObject({ kind: 'too_large', field: 'code', retryable: false })
+    expect(problem.message).toMatch(/^Code is too large/)
+  })
+
+  it('handles a 413 without a field (a proxy limit)', () => {
+    expect(describeError(httpError(413, 'Request Entity Too Large')).message).toMatch(/request is too large/)
+  })
+
+  it('reads Retry-After on 429', () => {
+    const problem = describeError(httpError(429, { detail: 'rate limited' }, { 'retry-after': '7' }))
+    expect(problem).toMatchObject({ kind: 'rate_limited', retryAfterSeconds: 7, retryable: true })
+    expect(problem.message).toContain('Try again in 7 s')
+  })
+
+  it('explains 5xx with status, detail and Retry-After', () => {
+    const problem = describeError(httpError(503, { detail: 'no worker available' }, { 'retry-after': '2' }))
+    expect(problem).toMatchObject({ kind: 'server', status: 503, title: 'Service unavailable', retryable: true })
+    expect(problem.message).toContain('HTTP 503: no worker available')
+    expect(problem.message).toContain('Try again in 2 s')
+    expect(describeError(httpError(500, 'oops')).title).toBe('Server error')
+  })
+
+  it('points to the API key on 401', () => {
+    const problem = describeError(httpError(401, { detail: 'missing bearer token' }))
+    expect(problem.kind).toBe('unauthorized')
+    expect(problem.message).toContain('API key')
+  })
+
+  it('reports a lost connection', () => {
+    const problem = describeError(httpError(0))
+    expect(problem).toMatchObject({ kind: 'network', title: 'Connection lost', retryable: true })
+  })
+
+  it('passes on 404 and 409 details', () => {
+    expect(describeError(httpError(404, { detail: 'execution not found' })).message).toBe('execution not found')
+    expect(describeError(httpError(409, { detail: 'already finished' })).kind).toBe('conflict')
+  })
+
+  it('copes with non-HTTP errors', () => {
+    expect(describeError(new Error('boom'))).toMatchObject({ kind: 'unknown', message: 'boom' })
+  })
+})

@@ -1,0 +1,47 @@
+import { AxiosError, AxiosHeaders, type InternalAxiosRequestConfig } from 'axios'
+import { vi } from 'vitest'
+import type { ApiClient, Execution } from '../api/client'
+
+export function doc(overrides: Partial<Execution> = {}): Execution {
+  return {
+    id: 'exec-1',
+    status: 'queued',
+    created_at: new Date().toISOString(),
+    started_at: null,
+    finished_at: null,
+    duration_ms: null,
+    exit_code: null,
+    stdout: '',
+    stderr: '',
+    stdout_truncated: false,
+    stderr_truncated: false,
+    error: null,
+    limits: { timeout_seconds: 5, memory_mb: 128 },
+    backend: 'local',
+    ...overrides,
+  }
+}
+
+/** An AxiosError as the client would throw it for an HTTP answer (or, with status 0, for a lost connection). */
+export function httpError(status: number, data: unknown = {}, headers: Record<string, string> = {}): AxiosError {
+  const config = { headers: new AxiosHeaders() } as InternalAxiosRequestConfig
+  if (status === 0) return new AxiosError('Network Error', AxiosError.ERR_NETWORK, config, {})
+  return new AxiosError(`Request failed with status code ${status}`, 'ERR_BAD_RESPONSE', config, {}, {
+    status,
+    statusText: String(status),
+    data,
+    headers,
+    config,
+  })
+}
+
+export function fakeClient(overrides: Partial<ApiClient> = {}) {
+  const client = {
+    createExecution: vi.fn<ApiClient['createExecution']>(async () => doc()),
+    getExecution: vi.fn<ApiClient['getExecution']>(async () => doc({ status: 'succeeded', exit_code: 0 })),
+    listExecutions: vi.fn<ApiClient['listExecutions']>(async () => ({ items: [], next_cursor: null })),
+    cancelExecution: vi.fn<ApiClient['cancelExecution']>(async () => doc({ status: 'cancelled' })),
+    ...overrides,
+  }
+  return client
+}

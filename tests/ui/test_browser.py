@@ -1,0 +1,134 @@
+"""End to end: the web UI served by the real stack, driven in headless Chromium.
+
+Needs the `stack_url` fixture (tests/conftest.py): Redis, the Celery worker and the API serving frontend/dist,
+yielding the base URL. Uses Debian's /usr/bin/chromium (no browser download). Screenshots land in
+test-artifacts/ui/ at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+CHROMIUM = os.environ.get("EXECUTIONER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TERMINAL = re.compile(r"^(succeeded|failed|timed_out|memory_exceeded|cancelled|error)$")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with playwright_sync.sync_playwright() as pw:
+        # A persistent context is how Playwright takes a fresh --user-data-dir.
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser, stack_url: str):
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(stack_url + "/")
+    yield page
+    page.close()
+
+
+def run_code(page, code: str, *, stdin: str = "") -> None:
+    editor = page.get_by_role("textbox", name="Code", exact=True)
+    editor.fill(code)
+    if stdin:
+        page.get_by_label("stdin", exact=True).fill(stdin)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+
+def status(page):
+    return page.get_by_role("status", name="Status", exact=True)
+
+
+def test_page_is_served_with_the_accessible_contract(page) -> None:
+    expect(page).to_have_title("THE_EXECUTIONER")
+    expect(page.get_by_role("textbox", name="Code", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
+    expect(page.get_by_role("region", name="stdout", exact=True)).to_be_attached()
+    expect(page.get_by_role("region", name="stderr", exact=True)).to_be_attached()
+    expect(status(page)).to_have_text("idle")
+
+
+def test_types_code_runs_it_and_sees_stdout(page) -> None:
+    editor = page.get_by_role("textbox", name="Code", exact=True)
+    editor.fill("")
+    editor.press_sequentially('name = input()\nprint("hello from the sandbox,", name)')
+    page.get_by_label("stdin", exact=True).fill("neon\n")
+    editor.press("Control+Enter")  # the keyboard shortcut, not the button
+    expect(status(page)).to_have_text(TERMINAL)
+    expect(status(page)).to_have_text("succeeded")
+    expect(page.get_by_role("region", name="stdout", exact=True)).to_have_text("hello from the sandbox, neon\n")
+    expect(page.get_by_test_id("exit-code")).to_have_text("0")
+    # The history (GET /v1/executions) lists the run and reopens it.
+    history = page.get_by_role("navigation", name="Recent executions")
+    expect(history.get_by_role("link").first).to_contain_text("succeeded")
+
+
+def test_traceback_lands_in_stderr(page) -> None:
+    run_code(page, 'def boom():\n    raise ValueError("kaboom")\n\nboom()\n')
+    expect(status(page)).to_have_text("failed")
+    stderr = page.get_by_role("region", name="stderr", exact=True)
+    expect(stderr).to_contain_text("Traceback (most recent call last)")
+    expect(stderr).to_contain_text("ValueError: kaboom")
+    expect(page.get_by_test_id("exit-code")).to_have_text("1")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "traceback.png"), full_page=True)
+
+
+def test_cancels_a_long_run(page) -> None:
+    page.get_by_label("Timeout (s)", exact=True).fill("20")
+    run_code(page, 'import time\nprint("started", flush=True)\ntime.sleep(60)\n')
+    expect(status(page)).to_have_text("running")
+    expect(page.get_by_test_id("elapsed")).to_be_visible()
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    expect(status(page)).to_have_text("cancelled", timeout=15_000)
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
+
+
+def test_screenshot_of_a_finished_run(page) -> None:
+    run_code(
+        page,
+        'import sys\n\nfor i in range(3):\n    print(f"tick {i}")\nprint("warning: neon overload", file=sys.stderr)\n',
+    )
+    expect(status(page)).to_have_text("succeeded")
+    expect(page.get_by_role("region", name="stdout", exact=True)).to_have_text("tick 0\ntick 1\ntick 2\n")
+    expect(page.get_by_role("region", name="stderr", exact=True)).to_have_text("warning: neon overload\n")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "executioner-ui.png"), full_page=True)
+    assert (ARTIFACTS / "executioner-ui.png").stat().st_size > 10_000

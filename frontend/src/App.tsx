@@ -6,7 +6,7 @@ import { executionHref, executionIdFromHash, HistoryList } from './components/Hi
 import { OutputPane } from './components/OutputPane'
 import { StatusBadge, type DisplayStatus } from './components/StatusBadge'
 import { formatMs } from './format'
-import { loadApiKey, recallSource, rememberSource, saveApiKey } from './storage'
+import { loadApiKey, rememberSource, saveApiKey, sourceOf } from './storage'
 import { useExecution } from './useExecution'
 
 export const SAMPLE_CODE = `# Code goes in. Only output comes out.
@@ -107,7 +107,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
   const openExecution = useCallback(
     (doc: Execution) => {
       exec.open(doc)
-      const source = recallSource(doc.id)
+      const source = sourceOf(doc)
       if (source) {
         setCode(source.code)
         setStdin(source.stdin)
@@ -203,7 +203,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
           />
         </div>
 
-        <form onSubmit={onSubmit} aria-label="Execution" className="order-1 flex min-w-0 flex-col gap-4 xl:order-2">
+        <form onSubmit={onSubmit} noValidate aria-label="Execution" className="order-1 flex min-w-0 flex-col gap-4 xl:order-2">
           <div className="panel overflow-hidden">
             <div className="flex items-center justify-between border-b border-edge px-4 py-2">
               <span className="font-mono text-xs tracking-widest text-cyan">main.py</span>

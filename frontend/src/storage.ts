@@ -48,3 +48,9 @@ export function rememberSource(id: string, source: SavedSource) {
 export function recallSource(id: string): SavedSource | undefined {
   return loadSources()[id]
 }
+
+/** The code and stdin of an execution: from the document when the API includes them, else from this browser. */
+export function sourceOf(execution: { id: string; code?: string; stdin?: string }): SavedSource | undefined {
+  if (execution.code) return { code: execution.code, stdin: execution.stdin ?? '' }
+  return recallSource(execution.id)
+}

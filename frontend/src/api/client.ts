@@ -8,9 +8,9 @@ import type { components, paths } from './schema'
 
 type Schemas = components['schemas']
 export type Execution = Schemas['ExecutionPublic']
-export type ExecutionStatus = Schemas['ExecutionStatus']
+export type ExecutionStatus = Schemas['Status']
 export type ExecutionCreate = Schemas['ExecutionCreate']
-export type ExecutionList = Schemas['ExecutionList']
+export type ExecutionPage = Schemas['ExecutionPage']
 export type Limits = Required<Schemas['Limits']>
 
 type JsonOf<R> = R extends { content: { 'application/json': infer T } } ? T : never

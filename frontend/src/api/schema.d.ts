@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness and store reachability */
+        get: operations["healthz_healthz_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/executions": {
         parameters: {
             query?: never;
@@ -11,11 +28,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Executions */
-        get: operations["list_executions"];
+        /** List recent executions, newest first */
+        get: operations["list_executions_v1_executions_get"];
         put?: never;
-        /** Create Execution */
-        post: operations["create_execution"];
+        /** Run code in a new sandbox */
+        post: operations["create_execution_v1_executions_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -29,29 +46,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Execution */
-        get: operations["get_execution"];
+        /** Read one execution */
+        get: operations["get_execution_v1_executions__execution_id__get"];
         put?: never;
         post?: never;
-        /** Cancel Execution */
-        delete: operations["cancel_execution"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/healthz": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Healthz */
-        get: operations["healthz"];
-        put?: never;
-        post?: never;
-        delete?: never;
+        /** Cancel a queued or running execution */
+        delete: operations["cancel_execution_v1_executions__execution_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -61,83 +61,129 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /**
-         * ExecutionStatus
-         * @enum {string}
-         */
-        ExecutionStatus: "queued" | "running" | "succeeded" | "failed" | "timed_out" | "memory_exceeded" | "cancelled" | "error";
-        /**
-         * Backend
-         * @enum {string}
-         */
-        Backend: "local" | "kubernetes";
-        /** Limits */
-        Limits: {
-            /**
-             * Timeout Seconds
-             * @default 5
-             */
-            timeout_seconds: number;
-            /**
-             * Memory Mb
-             * @default 128
-             */
-            memory_mb: number;
-        };
         /** ExecutionCreate */
         ExecutionCreate: {
-            /** Code */
+            /**
+             * Code
+             * @description Python source, at most 65536 bytes.
+             */
             code: string;
             /**
              * Stdin
+             * @description Standard input, at most 1048576 bytes.
              * @default
              */
             stdin: string;
-            limits?: components["schemas"]["Limits"];
+            limits?: components["schemas"]["LimitsCreate"];
         };
-        /** ExecutionPublic */
+        /** ExecutionPage */
+        ExecutionPage: {
+            /** Items */
+            items: components["schemas"]["ExecutionPublic"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to get the next page.
+             */
+            next_cursor?: string | null;
+        };
+        /**
+         * ExecutionPublic
+         * @description An execution as users see it.
+         */
         ExecutionPublic: {
             /** Id */
             id: string;
-            status: components["schemas"]["ExecutionStatus"];
+            status: components["schemas"]["Status"];
             /**
              * Created At
              * Format: date-time
              */
             created_at: string;
             /** Started At */
-            started_at: string | null;
+            started_at?: string | null;
             /** Finished At */
-            finished_at: string | null;
+            finished_at?: string | null;
             /** Duration Ms */
-            duration_ms: number | null;
+            duration_ms?: number | null;
             /** Exit Code */
-            exit_code: number | null;
-            /** Stdout */
+            exit_code?: number | null;
+            /**
+             * Stdout
+             * @default
+             */
             stdout: string;
-            /** Stderr */
+            /**
+             * Stderr
+             * @default
+             */
             stderr: string;
-            /** Stdout Truncated */
+            /**
+             * Stdout Truncated
+             * @default false
+             */
             stdout_truncated: boolean;
-            /** Stderr Truncated */
+            /**
+             * Stderr Truncated
+             * @default false
+             */
             stderr_truncated: boolean;
-            /** Error */
-            error: string | null;
+            /**
+             * Error
+             * @description Why the execution ended the way it did, when not obvious.
+             */
+            error?: string | null;
             limits: components["schemas"]["Limits"];
-            backend: components["schemas"]["Backend"];
+            /** Backend */
+            backend: string;
+            /**
+             * Code
+             * @default
+             */
+            code: string;
+            /**
+             * Stdin
+             * @default
+             */
+            stdin: string;
         };
-        /** ExecutionList */
-        ExecutionList: {
-            /** Items */
-            items: components["schemas"]["ExecutionPublic"][];
-            /** Next Cursor */
-            next_cursor: string | null;
-        };
-        /** ErrorMessage */
-        ErrorMessage: {
+        /** HTTPValidationError */
+        HTTPValidationError: {
             /** Detail */
-            detail: string;
+            detail?: components["schemas"]["ValidationError"][];
         };
+        /** Limits */
+        Limits: {
+            /**
+             * Timeout Seconds
+             * @description Wall-clock limit in seconds.
+             */
+            timeout_seconds: number;
+            /**
+             * Memory Mb
+             * @description Memory limit in MiB.
+             */
+            memory_mb: number;
+        };
+        /** LimitsCreate */
+        LimitsCreate: {
+            /**
+             * Timeout Seconds
+             * @description Wall-clock limit in seconds.
+             * @default 5
+             */
+            timeout_seconds: number;
+            /**
+             * Memory Mb
+             * @description Memory limit in MiB.
+             * @default 128
+             */
+            memory_mb: number;
+        };
+        /**
+         * Status
+         * @enum {string}
+         */
+        Status: "queued" | "running" | "succeeded" | "failed" | "timed_out" | "memory_exceeded" | "cancelled" | "error";
         /** ValidationError */
         ValidationError: {
             /** Location */
@@ -146,11 +192,10 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
-        };
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
+            /** Input */
+            input?: unknown;
+            /** Context */
+            ctx?: Record<string, never>;
         };
     };
     responses: never;
@@ -161,10 +206,31 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    list_executions: {
+    healthz_healthz_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    list_executions_v1_executions_get: {
         parameters: {
             query?: {
                 limit?: number;
+                /** @description From a previous page's next_cursor. */
                 cursor?: string | null;
             };
             header?: never;
@@ -179,17 +245,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionList"];
+                    "application/json": components["schemas"]["ExecutionPage"];
                 };
             };
-            /** @description Missing or invalid API key */
+            /** @description Missing or unknown API key */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
+                content?: never;
+            };
+            /** @description No such execution (or it belongs to another key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
                 };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -202,9 +273,10 @@ export interface operations {
             };
         };
     };
-    create_execution: {
+    create_execution_v1_executions_post: {
         parameters: {
             query?: {
+                /** @description Seconds to wait for the result before answering 202. */
                 wait?: number;
             };
             header?: never;
@@ -217,7 +289,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The execution finished within `wait` seconds */
+            /** @description Finished within `wait` seconds */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -226,7 +298,7 @@ export interface operations {
                     "application/json": components["schemas"]["ExecutionPublic"];
                 };
             };
-            /** @description Accepted */
+            /** @description Successful Response */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -235,23 +307,26 @@ export interface operations {
                     "application/json": components["schemas"]["ExecutionPublic"];
                 };
             };
-            /** @description Missing or invalid API key */
+            /** @description Missing or unknown API key */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
+                content?: never;
             };
-            /** @description Request too large */
+            /** @description No such execution (or it belongs to another key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description code, stdin or the whole body is too large */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -262,27 +337,64 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description Too many requests */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
-            };
-            /** @description Service unavailable */
+            /** @description The execution could not be queued */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
+                content?: never;
+            };
+        };
+    };
+    get_execution_v1_executions__execution_id__get: {
+        parameters: {
+            query?: {
+                /** @description Seconds to wait for a terminal status. */
+                wait?: number;
+            };
+            header?: never;
+            path: {
+                execution_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
                 content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
+                    "application/json": components["schemas"]["ExecutionPublic"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such execution (or it belongs to another key) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
     };
-    get_execution: {
+    cancel_execution_v1_executions__execution_id__delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -302,93 +414,34 @@ export interface operations {
                     "application/json": components["schemas"]["ExecutionPublic"];
                 };
             };
-            /** @description Missing or invalid API key */
+            /** @description Missing or unknown API key */
             401: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
+                content?: never;
             };
-            /** @description Not found */
+            /** @description No such execution (or it belongs to another key) */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
+                content?: never;
             };
-        };
-    };
-    cancel_execution: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                execution_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The cancelled execution */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ExecutionPublic"];
-                };
-            };
-            /** @description Missing or invalid API key */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
-            };
-            /** @description Not found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
-            };
-            /** @description Already finished */
+            /** @description The execution already finished */
             409: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
-                };
+                content?: never;
             };
-        };
-    };
-    healthz: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
+            /** @description Validation Error */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

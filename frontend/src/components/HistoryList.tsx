@@ -1,7 +1,7 @@
 import type { Execution } from '../api/client'
 import type { ApiProblem } from '../api/errors'
 import { firstLine, formatAgo, formatMs } from '../format'
-import { recallSource } from '../storage'
+import { sourceOf } from '../storage'
 import { statusClasses } from './StatusBadge'
 
 export const executionHref = (id: string) => `#/executions/${encodeURIComponent(id)}`
@@ -55,7 +55,7 @@ export function HistoryList({ items, loading, problem, selectedId, onOpen, onRef
         {items && items.length > 0 && (
           <ul className="space-y-1">
             {items.map((item) => {
-              const source = recallSource(item.id)
+              const source = sourceOf(item)
               const selected = item.id === selectedId
               return (
                 <li key={item.id}>
@@ -81,7 +81,7 @@ export function HistoryList({ items, loading, problem, selectedId, onOpen, onRef
                       {source ? firstLine(source.code) : item.id}
                     </span>
                     <span className="block text-xs text-muted">
-                      {item.exit_code !== null ? `exit ${item.exit_code} · ` : ''}
+                      {item.exit_code != null ? `exit ${item.exit_code} · ` : ''}
                       {formatMs(item.duration_ms)}
                     </span>
                   </a>

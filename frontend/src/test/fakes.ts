@@ -18,6 +18,8 @@ export function doc(overrides: Partial<Execution> = {}): Execution {
     error: null,
     limits: { timeout_seconds: 5, memory_mb: 128 },
     backend: 'local',
+    code: 'print(1)\n',
+    stdin: '',
     ...overrides,
   }
 }

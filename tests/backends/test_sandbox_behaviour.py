@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
-import uuid
 
 import pytest
+
+from helpers.programs import new_marker, processes_with, wait_until
 
 
 def program(source: str) -> str:
@@ -206,19 +206,19 @@ def test_thread_bomb_is_contained(run_code):
 
 
 def test_orphans_do_not_outlive_the_execution(run_code):
-    marker = f"orphan-{uuid.uuid4().hex}"
+    marker = new_marker("orphan")
     doc = run_code(
         program(
             f"""
             import subprocess, sys
-            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)  # {marker}"], start_new_session=True)
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", {marker!r}], start_new_session=True)
             print("spawned")
             """
         )
     )
     assert doc["status"] == "succeeded", doc
     assert doc["duration_ms"] < 5000
-    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).stdout == b""
+    assert wait_until(lambda: not processes_with(marker), 5)
 
 
 def test_output_flood_is_truncated(run_code):

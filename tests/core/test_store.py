@@ -1,0 +1,93 @@
+"""The state machine on a real Redis: compare-and-set transitions, finality, retention, notifications."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from executioner.models import Status
+from helpers.records import new_record
+
+
+def test_lifecycle_queued_running_succeeded(store):
+    execution = new_record(store)
+    assert store.transition(execution.id, Status.running, lease_owner="w1", lease_seconds=5)
+    assert store.lease_holder(execution.id) == "w1"
+    assert execution.id in store.running_ids()
+    assert store.finish(execution.id, Status.succeeded, {"stdout": "1\n", "exit_code": 0})
+    record = store.get(execution.id)
+    assert record.status is Status.succeeded and record.stdout == "1\n" and record.finished_at
+    assert store.lease_holder(execution.id) is None
+    assert execution.id not in store.running_ids()
+
+
+@pytest.mark.parametrize("final", [s for s in Status if s.terminal])
+def test_terminal_states_are_final(store, final):
+    execution = new_record(store)
+    store.transition(execution.id, Status.running)
+    assert store.finish(execution.id, final)
+    for other in Status:
+        assert not store.transition(execution.id, other, {"stdout": "second result"})
+    record = store.get(execution.id)
+    assert record.status is final and record.stdout == ""
+
+
+def test_queued_cannot_jump_to_a_result(store):
+    execution = new_record(store)
+    assert not store.finish(execution.id, Status.succeeded)
+    assert store.get(execution.id).status is Status.queued
+
+
+def test_concurrent_results_only_one_wins(store):
+    execution = new_record(store)
+    store.transition(execution.id, Status.running)
+    wins = []
+    barrier = threading.Barrier(8)
+
+    def race(i: int) -> None:
+        barrier.wait()
+        if store.finish(execution.id, Status.succeeded, {"stdout": f"writer {i}"}):
+            wins.append(i)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    assert store.get(execution.id).stdout == f"writer {wins[0]}"
+
+
+def test_unknown_execution_does_not_transition(store):
+    assert not store.transition(uuid.uuid4().hex, Status.running)
+
+
+def test_records_expire_after_retention(store):
+    execution = new_record(store)
+    ttl = store.redis.ttl(store.record_key(execution.id))
+    assert 3500 < ttl <= 3600
+
+
+def test_lease_renewal_only_by_its_holder(store):
+    execution = new_record(store)
+    store.transition(execution.id, Status.running, lease_owner="w1", lease_seconds=5)
+    assert store.renew_lease(execution.id, "w1", 5)
+    assert not store.renew_lease(execution.id, "w2", 5)
+
+
+def test_wait_until_terminal_wakes_on_the_transition(store):
+    execution = new_record(store)
+    store.transition(execution.id, Status.running)
+    timer = threading.Timer(0.3, store.finish, args=(execution.id, Status.failed))
+    timer.start()
+    record = store.wait_until_terminal(execution.id, 10)
+    assert record.status is Status.failed
+
+
+def test_owners_see_only_their_own_list(store):
+    mine = new_record(store, owner=f"key-{uuid.uuid4().hex}")
+    new_record(store, owner=f"key-{uuid.uuid4().hex}")
+    items, more = store.list(mine.owner, 10)
+    assert [item.id for item in items] == [mine.id] and not more

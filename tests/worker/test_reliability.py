@@ -1,0 +1,140 @@
+"""At-least-once delivery made exactly-once, lost workers, and load, with real Redis and Celery workers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import httpx
+import pytest
+
+from executioner.models import Outcome, Status
+from executioner.settings import Settings
+from executioner.worker.active import ActiveExecutions
+from executioner.worker.executor import LOST_WORKER_REASON, execute, sweep_lost_executions
+from helpers.programs import new_marker, processes_with, sleeper, wait_until
+from helpers.records import new_record
+from helpers.stack import kill_process_tree, start_api, start_redis, start_worker, stop
+
+
+class CountingBackend:
+    name = "counting"
+
+    def __init__(self):
+        self.runs = 0
+
+    def run(self, execution):
+        self.runs += 1
+        time.sleep(0.2)
+        return Outcome(status=Status.succeeded, stdout="ran")
+
+    def cancel(self, execution_id):
+        pass
+
+
+def test_a_duplicate_delivery_never_runs_code_twice(store):
+    settings = Settings(lease_seconds=5)
+    backend = CountingBackend()
+    active = ActiveExecutions(store, backend, settings.lease_seconds)
+    execution_id = new_record(store).id
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: execute(execution_id, store, backend, settings, active), range(4)))
+    assert backend.runs == 1
+    assert sorted(results) == ["duplicate", "duplicate", "duplicate", "succeeded"]
+    assert execute(execution_id, store, backend, settings, active) == "already_final"
+    assert backend.runs == 1
+
+
+def test_a_redelivered_task_runs_once_on_the_real_worker(stack, api):
+    """The same Celery message delivered twice (same task id) gives one run and one result."""
+    from celery import Celery
+
+    doc = api.post("/v1/executions", json={"code": "import time\ntime.sleep(1)\nprint('once')"}).json()
+    sender = Celery(broker=stack.env["EXECUTIONER_REDIS_URL"])
+    sender.send_task("executioner.run_execution", args=[doc["id"]], task_id=doc["id"], queue="executioner")
+    final = api.get(f"/v1/executions/{doc['id']}", params={"wait": 20}).json()
+    assert final["status"] == "succeeded" and final["stdout"] == "once\n"
+    log = (stack.logs / "worker.log").read_text()
+    assert wait_until(lambda: (stack.logs / "worker.log").read_text().count(f"execution {doc['id']} ended") == 1, 5)
+    assert log.count(f"running execution {doc['id']}") == 1
+
+
+def test_sweep_ignores_executions_with_a_live_lease(store):
+    execution_id = new_record(store).id
+    store.transition(execution_id, Status.running, lease_owner="alive", lease_seconds=30)
+    assert execution_id not in sweep_lost_executions(store)
+    assert store.get(execution_id).status is Status.running
+    store.finish(execution_id, Status.cancelled)
+
+
+@pytest.fixture
+def private_stack(tmp_path):
+    """A Redis and API of their own, so killing workers here touches no other test."""
+    url, redis_process = start_redis(tmp_path)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+    env.update(EXECUTIONER_REDIS_URL=url, EXECUTIONER_LEASE_SECONDS="2", EXECUTIONER_SWEEP_INTERVAL_SECONDS="0.5")
+    api_url, api_process = start_api(env, tmp_path / "api.log")
+    yield env, api_url, tmp_path
+    stop(api_process)
+    stop(redis_process)
+
+
+def test_a_worker_killed_mid_execution_ends_it_as_error(private_stack):
+    env, api_url, tmp_path = private_stack
+    marker = new_marker("lost")
+    worker = start_worker(env, tmp_path / "worker-a.log", name="a")
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        code = sleeper(marker)
+        execution_id = client.post("/v1/executions", json={"code": code, "limits": {"timeout_seconds": 60}}).json()["id"]
+        assert wait_until(lambda: client.get(f"/v1/executions/{execution_id}").json()["status"] == "running", 20)
+        assert wait_until(lambda: processes_with(marker), 10)
+        kill_process_tree(worker)
+        # The sandbox dies with its worker...
+        assert wait_until(lambda: not processes_with(marker), 5)
+        assert client.get(f"/v1/executions/{execution_id}").json()["status"] == "running"
+        # ...and a surviving (here: restarted) worker resolves it instead of leaving it running forever.
+        replacement = start_worker(env, tmp_path / "worker-b.log", name="b")
+        try:
+            record = client.get(f"/v1/executions/{execution_id}", params={"wait": 20}).json()
+            assert record["status"] == "error"
+            assert record["error"] == LOST_WORKER_REASON
+            assert record["finished_at"] is not None
+            # The system still works afterwards.
+            hello = client.post("/v1/executions", params={"wait": 20}, json={"code": "print('after')"}).json()
+            assert hello["stdout"] == "after\n"
+        finally:
+            stop(replacement)
+
+
+def test_fifty_concurrent_executions_reach_the_right_state(stack):
+    cases = []
+    for i in range(50):
+        kind = i % 5
+        if kind == 0:
+            cases.append((f"print({i})", "", "succeeded", f"{i}\n"))
+        elif kind == 1:
+            cases.append((f"import sys\nprint({i})\nsys.exit({i % 7 + 1})", "", "failed", f"{i}\n"))
+        elif kind == 2:
+            cases.append((f"raise RuntimeError('case {i}')", "", "failed", ""))
+        elif kind == 3:
+            cases.append((f"import time\ntime.sleep(0.5)\nprint('slept {i}')", "", "succeeded", f"slept {i}\n"))
+        else:
+            cases.append(("print(input()[::-1])", f"hello{i}", "succeeded", f"hello{i}"[::-1] + "\n"))
+
+    def run(case):
+        code, stdin, _, _ = case
+        with httpx.Client(base_url=stack.url, timeout=120) as client:
+            doc = client.post("/v1/executions", params={"wait": 30}, json={"code": code, "stdin": stdin}).json()
+            while doc["status"] in ("queued", "running"):
+                doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
+            return doc
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(run, cases))
+    for (code, _, status, stdout), doc in zip(cases, results):
+        assert doc["status"] == status, (code, doc)
+        assert doc["stdout"] == stdout, (code, doc)
+        if "RuntimeError" in code:
+            assert "RuntimeError: case" in doc["stderr"]

@@ -59,9 +59,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def page(browser, stack_url: str):
     page = browser.new_page()
     page.set_default_timeout(30_000)
+    # Console errors (a CSP violation, an uncaught exception) fail the test that caused them.
+    page.errors = []
+    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
     page.goto(stack_url + "/")
     yield page
+    errors = page.errors
     page.close()
+    assert errors == [], f"browser console errors: {errors}"
 
 
 def run_code(page, code: str, *, stdin: str = "") -> None:

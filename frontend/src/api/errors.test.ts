@@ -19,8 +19,11 @@ describe('describeError', () => {
     expect(problem.message).toMatch(/^Code is too large/)
   })
 
-  it('handles a 413 without a field (a proxy limit)', () => {
+  it('handles a 413 without a field (whole body, or a proxy limit)', () => {
     expect(describeError(httpError(413, 'Request Entity Too Large')).message).toMatch(/request is too large/)
+    const body = describeError(httpError(413, { detail: [{ loc: ['body'], msg: 'the request body is larger than 100 bytes', type: 'too_large' }] }))
+    expect(body.field).toBeUndefined()
+    expect(body.message).toContain('request is too large: the request body is larger than 100 bytes')
   })
 
   it('reads Retry-After on 429', () => {

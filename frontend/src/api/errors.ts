@@ -116,7 +116,7 @@ export function describeError(error: unknown): ApiProblem {
       field,
       message: field
         ? `${fieldLabel(field)} is too large${msg ? `: ${msg}` : ''}. Shorten it and run again.`
-        : `The request is too large${detail ? `: ${detail}` : ''}. Shorten the code or stdin and run again.`,
+        : `The request is too large${msg || detail ? `: ${msg ?? detail}` : ''}. Shorten the code or stdin and run again.`,
       retryable: false,
     }
   }

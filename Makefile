@@ -3,9 +3,28 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: venv
-venv: $(BIN)/executioner
+.PHONY: help deps venv frontend up test test-local test-cluster bench clean
+help:
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+deps:  ## install redis-server, bubblewrap, util-linux and Chromium from Debian when missing (as root)
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v pgrep >/dev/null || missing="$$missing procps"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "please install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+browser-deps:  ## Debian's Chromium for the browser tests
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+venv: $(BIN)/executioner  ## the Python environment with the CLI at .venv/bin/executioner
 
 $(BIN)/executioner: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,5 +32,27 @@ $(BIN)/executioner: pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[test]'
 	touch $@
 
-# Cluster targets (cluster-up, cluster-down, cluster-status, kind-up, images) live beside the harness.
+frontend: frontend/dist/index.html  ## build the web UI the API serves at /
+
+frontend/dist/index.html: $(FRONTEND_SOURCES) frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	touch $@
+
+up: deps venv frontend  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
+	$(BIN)/executioner up
+
+test: deps browser-deps venv frontend  ## every test: unit, integration, security, browser and the real cluster
+	cd frontend && npm test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-local: deps venv frontend  ## the tests that need no cluster and no browser
+	$(BIN)/pytest -m "not cluster and not browser" $(PYTEST_ARGS)
+
+bench: deps venv  ## print latency, throughput and memory figures against bare python3
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) frontend/dist frontend/node_modules test-artifacts
+
+# Cluster targets (cluster-up, cluster-down, cluster-status, images, kind-up) live beside the harness.
 -include hack/cluster/cluster.mk

@@ -13,16 +13,15 @@ Standard library only: the sandbox image has nothing else.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 import os
-import re
 import resource
 import selectors
 import signal
 import sys
 import time
+from types import SimpleNamespace
 
 ENVELOPE_VERSION = 1
 PR_SET_DUMPABLE = 4
@@ -35,29 +34,63 @@ OOM_COUNTER_FILES = (
     "/sys/fs/cgroup/memory.events",  # container, cgroup v2
     "/sys/fs/cgroup/memory/memory.oom_control",  # container, cgroup v1
 )
-MEMORY_ERROR_LINE = re.compile(rb"(^|\n)MemoryError[^\n]*\n?$")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--code", required=True, help="path of the Python program")
-    parser.add_argument("--stdin", help="path of the file fed to the program's stdin")
-    parser.add_argument("--python", default="python3")
-    parser.add_argument("--timeout", type=float, required=True, help="wall-clock seconds")
-    parser.add_argument("--memory-mb", type=int, required=True)
-    parser.add_argument(
-        "--memory-rlimit",
-        action="store_true",
-        help="enforce memory with RLIMIT_AS (when no memory cgroup contains the sandbox)",
-    )
-    parser.add_argument("--output-limit", type=int, default=65536, help="bytes kept per stream")
-    parser.add_argument(
-        "--max-processes", type=int, default=0, help="RLIMIT_NPROC; 0 leaves it to the pids cgroup"
-    )
-    parser.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024)
-    parser.add_argument("--max-open-files", type=int, default=256)
-    parser.add_argument("--workdir", default="/tmp")
-    return parser.parse_args(argv)
+# Command-line options and their types. Parsed by hand: argparse alone would
+# double the runner's start-up time, which every execution pays.
+OPTIONS = {
+    "--code": str,  # path of the Python program (required)
+    "--stdin": str,  # path of the file fed to the program's stdin
+    "--python": str,
+    "--timeout": float,  # wall-clock seconds (required)
+    "--memory-mb": int,  # (required)
+    "--output-limit": int,  # bytes kept per stream
+    "--max-processes": int,  # RLIMIT_NPROC; 0 leaves it to the pids cgroup
+    "--max-file-bytes": int,
+    "--max-open-files": int,
+    "--workdir": str,
+}
+# Enforce memory with RLIMIT_AS, when no memory cgroup contains the sandbox.
+FLAGS = {"--memory-rlimit"}
+DEFAULTS = {
+    "stdin": None, "python": "python3", "output_limit": 65536, "max_processes": 0,
+    "max_file_bytes": 16 * 1024 * 1024, "max_open_files": 256, "workdir": "/tmp", "memory_rlimit": False,
+}
+REQUIRED = ("code", "timeout", "memory_mb")
+
+
+class Options(SimpleNamespace):
+    code: str
+    stdin: str | None
+    python: str
+    timeout: float
+    memory_mb: int
+    memory_rlimit: bool
+    output_limit: int
+    max_processes: int
+    max_file_bytes: int
+    max_open_files: int
+    workdir: str
+
+
+def parse_args(argv: list[str]) -> Options:
+    values = dict(DEFAULTS)
+    items = iter(argv)
+    for item in items:
+        name = item.lstrip("-").replace("-", "_")
+        if item in FLAGS:
+            values[name] = True
+        elif item in OPTIONS:
+            try:
+                values[name] = OPTIONS[item](next(items))
+            except (StopIteration, ValueError):
+                raise SystemExit(f"runner: {item} needs a valid value") from None
+        else:
+            raise SystemExit(f"runner: unknown argument {item}")
+    missing = [name for name in REQUIRED if name not in values]
+    if missing:
+        raise SystemExit(f"runner: missing --{missing[0].replace('_', '-')}")
+    return Options(**values)
 
 
 def make_undumpable() -> None:
@@ -108,7 +141,7 @@ class Stream:
         return bytes(self.data).decode("utf-8", errors="replace")
 
 
-def child_setup(args: argparse.Namespace) -> None:
+def child_setup(args: Options) -> None:
     """Runs in the forked child before exec: limits that only the user program gets."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_DFL)
@@ -157,7 +190,7 @@ def reap_all() -> None:
             return
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: Options) -> dict:
     stdin_fd = os.open(args.stdin, os.O_RDONLY) if args.stdin else os.open(os.devnull, os.O_RDONLY)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -231,7 +264,7 @@ def run(args: argparse.Namespace) -> dict:
     if timed_out:
         status, error = "timed_out", f"the program ran longer than {args.timeout:g} s and was killed"
     elif oom_killed or (
-        args.memory_rlimit and exit_code != 0 and MEMORY_ERROR_LINE.search(bytes(err.data[-512:]))
+        args.memory_rlimit and exit_code != 0 and _ends_with_memory_error(bytes(err.data[-512:]))
     ):
         status, error = "memory_exceeded", f"the program used more than {args.memory_mb} MiB of memory"
     elif exit_code == 0:
@@ -251,6 +284,12 @@ def run(args: argparse.Namespace) -> dict:
         "duration_ms": duration_ms,
         "error": error,
     }
+
+
+def _ends_with_memory_error(stderr_tail: bytes) -> bool:
+    """Python's last word when an allocation fails under RLIMIT_AS."""
+    lines = stderr_tail.rstrip(b"\n").split(b"\n")
+    return lines[-1].startswith(b"MemoryError")
 
 
 def _which(name: str) -> str:

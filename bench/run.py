@@ -1,0 +1,203 @@
+"""Benchmark: latency, throughput and memory of local mode, each against bare python3 measured in the same run.
+
+    make bench            (or: .venv/bin/python bench/run.py --runs 100 --seconds 15)
+
+(a) bare `python3 -c "print('hello')"` start-up          -- the baseline
+(b) the local sandbox alone (bubblewrap + runner + program)
+(c) the API round trip: POST /v1/executions?wait=30 for a hello world
+(d) sustained throughput with 2x cores concurrent clients, against bare parallel python3 launches
+(e) resident memory of the idle stack (Redis + worker + API)
+Figures only: this is never part of the pass/fail test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from executioner.models import Execution, Limits, Status
+from executioner.settings import Settings
+from executioner.store import utcnow
+from executioner.worker.backends.local import LocalBackend
+
+HELLO = "print('hello')"
+SANDBOX_PYTHON = Settings().sandbox_python
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def bare_python() -> None:
+    subprocess.run([SANDBOX_PYTHON, "-c", HELLO], check=True, stdout=subprocess.DEVNULL)
+
+
+def timed(action, runs: int) -> list[float]:
+    action()  # warm caches once
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def sandbox_once(backend: LocalBackend) -> None:
+    execution = Execution(
+        id=uuid.uuid4().hex, status=Status.running, created_at=utcnow(), backend="local",
+        limits=Limits(timeout_seconds=5, memory_mb=128), code=HELLO,
+    )
+    outcome = backend.run(execution)
+    assert outcome.stdout == "hello\n", outcome
+
+
+def throughput(action, clients: int, seconds: float) -> float:
+    done = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            action()
+            with lock:
+                done += 1
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client) for _ in range(clients)]:
+            future.result()
+    return done / (time.monotonic() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_stack(port: int, workdir: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+    env["EXECUTIONER_PORT"] = str(port)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("executioner")), "up", "--log-level", "WARNING"],
+        env=env, stdout=open(workdir / "stack.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        raise SystemExit(f"the stack did not start:\n{(workdir / 'stack.log').read_text()[-2000:]}")
+    # The worker may come up a moment after the API: wait for a first execution.
+    httpx.post(f"http://127.0.0.1:{port}/v1/executions?wait=30", json={"code": HELLO}, timeout=60).raise_for_status()
+    return process
+
+
+def process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def memory_of(pids: list[int]) -> tuple[float, float]:
+    """Resident and proportional set sizes in MiB, summed over processes."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss / 1024, pss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=15)
+    args = parser.parse_args()
+    if not shutil.which("bwrap") or not shutil.which("redis-server"):
+        raise SystemExit("needs bwrap and redis-server: run `make deps`")
+    cores = os.cpu_count() or 1
+    clients = 2 * cores
+    print(f"THE_EXECUTIONER local-mode benchmark: {cores} cores, {args.runs} runs, {clients} clients, {args.seconds:g} s")
+
+    bare = timed(bare_python, args.runs)
+    base_p50, base_p95 = percentiles(bare)
+    print(f"(a) bare python3 hello world        p50 {base_p50:7.1f} ms  p95 {base_p95:7.1f} ms  (baseline 1.00x)")
+
+    backend = LocalBackend(Settings())
+    sandbox = timed(lambda: sandbox_once(backend), args.runs)
+    p50, p95 = percentiles(sandbox)
+    print(f"(b) local sandbox alone             p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        stack = start_stack(port, Path(tmp))
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+
+                def round_trip() -> None:
+                    response = client.post("/v1/executions", params={"wait": 30}, json={"code": HELLO})
+                    assert response.status_code == 200 and response.json()["stdout"] == "hello\n", response.text
+
+                api = timed(round_trip, args.runs)
+            p50, p95 = percentiles(api)
+            print(f"(c) API round trip with ?wait       p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x; target <= 3x)")
+
+            bare_rate = throughput(bare_python, clients, args.seconds)
+            clients_local = threading.local()
+
+            def api_call() -> None:
+                if not hasattr(clients_local, "client"):
+                    clients_local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+                response = clients_local.client.post("/v1/executions", params={"wait": 30}, json={"code": HELLO})
+                assert response.status_code == 200, response.text
+
+            api_rate = throughput(api_call, clients, args.seconds)
+            print(f"(d) throughput, {clients} clients            bare python3 {bare_rate:6.1f}/s   API {api_rate:6.1f}/s  "
+                  f"({api_rate / bare_rate:.0%} of bare; target >= 50%)")
+
+            time.sleep(3)  # idle
+            rss, pss = memory_of(process_tree(stack.pid))
+            print(f"(e) idle stack memory               RSS {rss:6.1f} MiB  PSS {pss:6.1f} MiB  (target < 300 MiB)")
+        finally:
+            os.killpg(stack.pid, signal.SIGTERM)
+            stack.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()

@@ -194,7 +194,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
       <main className="grid flex-1 grid-cols-1 gap-4 lg:grid-cols-2 xl:grid-cols-[18rem_minmax(0,1fr)_minmax(0,1fr)]">
         <div className="order-3 lg:col-span-2 xl:order-1 xl:col-span-1">
           <HistoryList
-            items={history}
+            items={history && execution ? history.map((item) => (item.id === execution.id ? execution : item)) : history}
             loading={historyLoading}
             problem={historyProblem}
             selectedId={execution?.id ?? null}
@@ -207,7 +207,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
           <div className="panel overflow-hidden">
             <div className="flex items-center justify-between border-b border-edge px-4 py-2">
               <span className="font-mono text-xs tracking-widest text-cyan">main.py</span>
-              <span className="font-mono text-xs text-muted">Python 3 · Tab indents · Ctrl/⌘+Enter runs</span>
+              <span className="hidden font-mono text-xs text-muted sm:inline">Python 3 · Tab indents · Ctrl/⌘+Enter runs</span>
             </div>
             <CodeEditor value={code} onChange={setCode} invalid={invalid('code')} describedBy={describedBy('code')} />
           </div>

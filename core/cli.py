@@ -149,13 +149,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             env["EXECUTIONER_REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
             print(f"executioner: started a private redis-server on 127.0.0.1:{port}", flush=True)
         python = sys.executable
-        children.append(subprocess.Popen(
-            [python, "-m", "celery", "-A", "executioner.worker.celery_app", "worker",
-             "--loglevel", args.log_level, "--without-gossip", "--without-mingle", "-n", f"executioner@{socket.gethostname()}"],
-            env=env,
-        ))
+        executioner = [python, "-m", "executioner.cli"]
+        children.append(subprocess.Popen([*executioner, "worker", "--log-level", args.log_level], env=env))
         if settings.backend == "kubernetes":
-            children.append(subprocess.Popen([python, "-m", "executioner.operator"], env=env))
+            children.append(subprocess.Popen([*executioner, "operator", "--log-level", args.log_level], env=env))
         api = subprocess.Popen(
             [python, "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
              "--host", settings.host, "--port", str(settings.port), "--log-level", args.log_level.lower(),
@@ -175,6 +172,34 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop_all()
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the API in the foreground (the container image's `api` command)."""
+    import uvicorn
+
+    from executioner.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run("executioner.api.main:create_app", factory=True, host=settings.host, port=settings.port,
+                log_level=args.log_level.lower(), access_log=False, proxy_headers=True)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker in the foreground (the container image's `worker` command)."""
+    from executioner.worker.celery_app import app
+
+    app.worker_main(["worker", "--loglevel", args.log_level, "--without-gossip", "--without-mingle",
+                     "-n", f"executioner@{socket.gethostname()}"])
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    """Run the Kopf operator in the foreground (the container image's `operator` command)."""
+    from executioner.operator.main import run_operator
+
+    return run_operator(log_level=args.log_level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,6 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start Redis, the worker and the API (and the operator in kubernetes mode)")
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     up.set_defaults(handler=cmd_up)
+
+    for name, handler, text in (
+        ("api", cmd_api, "serve the HTTP API (EXECUTIONER_HOST, EXECUTIONER_PORT)"),
+        ("worker", cmd_worker, "run a Celery worker"),
+        ("operator", cmd_operator, "run the Kubernetes operator"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        command.set_defaults(handler=handler)
 
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -7,6 +7,10 @@ Fixtures
 - stack_url (session): the same URL, for the browser tests.
 - api (function): an httpx.Client on the stack's API.
 - store (function): an ExecutionStore on the stack's Redis.
+- run_code (function, parametrised over BACKENDS): run a program through the whole
+  system (API, Redis, worker, sandbox) on each backend and return its document.
+  A backend joins the shared behaviour and escape suites by adding its stack
+  fixture (named "<backend>_stack") to BACKENDS.
 """
 
 from __future__ import annotations
@@ -83,3 +87,34 @@ def store(redis_url):
     store = ExecutionStore.from_url(redis_url, 3600)
     yield store
     store.redis.close()
+
+
+BACKENDS = ["local"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_stack(request):
+    if request.param == "local":
+        return request.getfixturevalue("stack")
+    return request.getfixturevalue(f"{request.param}_stack")
+
+
+@pytest.fixture
+def run_code(backend_stack):
+    client = httpx.Client(base_url=backend_stack.url, timeout=120)
+
+    def run(code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128) -> dict:
+        response = client.post(
+            "/v1/executions",
+            params={"wait": 30},
+            json={"code": code, "stdin": stdin, "limits": {"timeout_seconds": timeout, "memory_mb": memory_mb}},
+        )
+        assert response.status_code in (200, 202), response.text
+        document = response.json()
+        while document["status"] in ("queued", "running"):
+            document = client.get(f"/v1/executions/{document['id']}", params={"wait": 30}).json()
+        return document
+
+    run.stack = backend_stack
+    yield run
+    client.close()

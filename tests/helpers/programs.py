@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import textwrap
 import time
 import uuid
+
+
+def program(source: str) -> str:
+    """An indented triple-quoted program, dedented."""
+    return textwrap.dedent(source).strip() + "\n"
 
 
 def new_marker(kind: str) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from executioner.admission import Admission
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 
@@ -24,8 +25,13 @@ def get_store(request: Request) -> ExecutionStore:
     return request.app.state.store
 
 
+def get_admission(request: Request) -> Admission:
+    return request.app.state.admission
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ExecutionStore, Depends(get_store)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 
 
 def owner_of_key(key: str) -> str:

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from executioner.admission import Admission
 from executioner.api.middleware import BodySizeLimit, SecurityHeaders
 from executioner.api.routes import health
 from executioner.api.routes.executions import executions_router
@@ -23,6 +24,23 @@ log = logging.getLogger("executioner.api")
 UI_DIR = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 # Waiting requests (`?wait=`) each hold a worker thread while they block on Redis.
 THREADS = 256
+
+
+def document_open_access(app: FastAPI) -> None:
+    """Without API keys nothing needs authorization: say so in the OpenAPI document too."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.get("components", {}).pop("securitySchemes", None)
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation.pop("security", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+    app.state.admission = Admission(app.state.store, settings)
 
     app.include_router(health.router)
     app.include_router(executions_router(settings))
@@ -63,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
+
+    if not settings.api_keys:
+        document_open_access(app)
 
     ui_dir = Path(settings.ui_dir) if settings.ui_dir else UI_DIR
     if ui_dir.is_dir():

@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     # How long execution records are kept.
     retention_seconds: int = Field(86400, ge=60)
 
+    # Admission, per API key (or for everyone when the API is open). 0 turns a limit off.
+    # Token bucket: sustained submissions per minute, and how many may come at once.
+    rate_limit_per_minute: float = Field(600, ge=0)
+    rate_limit_burst: int = Field(100, ge=1)
+    # Queued plus running executions one key may have at a time (answers 429 beyond).
+    max_active_per_key: int = Field(100, ge=0)
+    # Executions waiting for a worker across all keys (answers 503 beyond, instead of queueing without bound).
+    max_queued: int = Field(1000, ge=0)
+
     # Request limits.
     max_code_bytes: int = Field(64 * 1024, ge=1)
     max_stdin_bytes: int = Field(1024 * 1024, ge=0)

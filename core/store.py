@@ -19,7 +19,7 @@ from executioner.models import TRANSITIONS, Execution, Status
 
 PREFIX = "executioner"
 
-# KEYS: record, lease, running set, events channel
+# KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>")
 # ARGV: allowed current statuses (JSON list), new status, lease owner ("" for none),
 #       lease ttl ms, then field/value pairs (values JSON-encoded)
 _TRANSITION_LUA = """
@@ -38,6 +38,8 @@ if ARGV[2] == 'running' then
 elseif ARGV[2] ~= 'queued' then
   redis.call('ZREM', KEYS[3], KEYS[1])
   redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[5], KEYS[1])
+  redis.call('SREM', KEYS[5] .. ':' .. cjson.decode(redis.call('HGET', KEYS[1], 'owner')), KEYS[1])
 end
 redis.call('PUBLISH', KEYS[4], ARGV[2])
 return 1
@@ -85,6 +87,8 @@ class ExecutionStore:
         return f"{PREFIX}:index:{owner}"
 
     RUNNING_KEY = f"{PREFIX}:running"
+    # Every execution not yet final, and per owner ("<ACTIVE_KEY>:<owner>"), for admission caps.
+    ACTIVE_KEY = f"{PREFIX}:active"
 
     # Records --------------------------------------------------------------
     def create(self, execution: Execution) -> None:
@@ -95,6 +99,8 @@ class ExecutionStore:
             pipe.expire(key, self.retention_seconds)
             pipe.zadd(self.index_key(execution.owner), {execution.id: score})
             pipe.zremrangebyscore(self.index_key(execution.owner), "-inf", score - self.retention_seconds)
+            pipe.zadd(self.ACTIVE_KEY, {key: score})
+            pipe.sadd(f"{self.ACTIVE_KEY}:{execution.owner}", key)
             pipe.publish(self.events_channel(execution.id), execution.status.value)
             pipe.execute()
 
@@ -135,6 +141,7 @@ class ExecutionStore:
                 self.lease_key(execution_id),
                 self.RUNNING_KEY,
                 self.events_channel(execution_id),
+                self.ACTIVE_KEY,
             ],
             args=[json.dumps([s.value for s in allowed_from]), to.value, lease_owner, int(lease_seconds * 1000), *pairs],
         )
@@ -157,6 +164,17 @@ class ExecutionStore:
 
     def count_running(self) -> int:
         return self.redis.zcard(self.RUNNING_KEY)
+
+    def count_queued(self) -> int:
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(self.ACTIVE_KEY)
+            pipe.zcard(self.RUNNING_KEY)
+            active, running = pipe.execute()
+        return max(0, active - running)
+
+    def count_active(self, owner: str) -> int:
+        """Queued and running executions of one owner."""
+        return self.redis.scard(f"{self.ACTIVE_KEY}:{owner}")
 
     # Notifications --------------------------------------------------------
     def wait_until_terminal(self, execution_id: str, timeout: float) -> Execution | None:

@@ -59,6 +59,7 @@ class Stack:
     url: str
     env: dict[str, str]
     logs: Path
+    backend: str = "local"
 
 
 @pytest.fixture(scope="session")

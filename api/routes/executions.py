@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
-from executioner.api.deps import CurrentOwner, SettingsDep, StoreDep
+from executioner.api.deps import AdmissionDep, CurrentOwner, SettingsDep, StoreDep
 from executioner.models import ExecutionPage, ExecutionPublic, Limits, Status, execution_create_model
 from executioner.settings import Settings
 from executioner.submission import EnqueueFailed, submit
@@ -40,8 +40,10 @@ def executions_router(settings: Settings) -> APIRouter:
         summary="Run code in a new sandbox",
         responses={
             200: {"description": "Finished within `wait` seconds", "model": ExecutionPublic},
+            400: {"description": "The body is not readable JSON text"},
             413: {"description": "code, stdin or the whole body is too large"},
-            503: {"description": "The execution could not be queued"},
+            429: {"description": "Rate limit or per-key cap reached; see Retry-After"},
+            503: {"description": "The queue is full or the execution could not be queued; see Retry-After"},
             **ERRORS,
         },
     )
@@ -50,6 +52,7 @@ def executions_router(settings: Settings) -> APIRouter:
         response: Response,
         store: StoreDep,
         settings: SettingsDep,
+        admission: AdmissionDep,
         owner: CurrentOwner,
         wait: Annotated[
             float,
@@ -60,6 +63,9 @@ def executions_router(settings: Settings) -> APIRouter:
             raise too_large("code", settings.max_code_bytes)
         if len(body.stdin.encode()) > settings.max_stdin_bytes:
             raise too_large("stdin", settings.max_stdin_bytes)
+        refusal = admission.check(owner)
+        if refusal:
+            raise HTTPException(refusal.status_code, refusal.detail, headers={"Retry-After": str(refusal.retry_after)})
         try:
             execution = submit(
                 store,
@@ -70,7 +76,9 @@ def executions_router(settings: Settings) -> APIRouter:
                 limits=Limits.model_validate(body.limits.model_dump()),
             )
         except EnqueueFailed:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the execution could not be queued; try again")
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "the execution could not be queued; try again", headers={"Retry-After": "5"}
+            )
         response.headers["Location"] = f"/v1/executions/{execution.id}"
         if wait > 0:
             finished = store.wait_until_terminal(execution.id, wait)

@@ -14,7 +14,8 @@ from executioner.worker.active import ActiveExecutions
 from executioner.worker.executor import LOST_WORKER_REASON, execute, sweep_lost_executions
 from helpers.programs import new_marker, processes_with, sleeper, wait_until
 from helpers.records import new_record
-from helpers.stack import kill_process_tree, start_api, start_redis, start_worker, stop
+from helpers.private import private_api
+from helpers.stack import kill_process_tree, start_worker, stop
 
 
 class CountingBackend:
@@ -67,25 +68,11 @@ def test_sweep_ignores_executions_with_a_live_lease(store):
     store.finish(execution_id, Status.cancelled)
 
 
-@pytest.fixture
-def private_stack(tmp_path):
-    """A Redis and API of their own, so killing workers here touches no other test."""
-    url, redis_process = start_redis(tmp_path)
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
-    env.update(EXECUTIONER_REDIS_URL=url, EXECUTIONER_LEASE_SECONDS="2", EXECUTIONER_SWEEP_INTERVAL_SECONDS="0.5")
-    api_url, api_process = start_api(env, tmp_path / "api.log")
-    yield env, api_url, tmp_path
-    stop(api_process)
-    stop(redis_process)
-
-
-def test_a_worker_killed_mid_execution_ends_it_as_error(private_stack):
-    env, api_url, tmp_path = private_stack
+def test_a_worker_killed_mid_execution_ends_it_as_error(tmp_path):
     marker = new_marker("lost")
-    worker = start_worker(env, tmp_path / "worker-a.log", name="a")
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with private_api(tmp_path, lease_seconds=2, sweep_interval_seconds=0.5) as client:
+        env = client.env
+        worker = start_worker(env, tmp_path / "worker-a.log", name="a")
         code = sleeper(marker)
         execution_id = client.post("/v1/executions", json={"code": code, "limits": {"timeout_seconds": 60}}).json()["id"]
         assert wait_until(lambda: client.get(f"/v1/executions/{execution_id}").json()["status"] == "running", 20)

@@ -48,7 +48,7 @@ if [ ! -s "$ARCHIVE" ]; then
     --label org.executioner.base="debian-$DEBIAN_SUITE-minbase" "$ctr"
   buildah commit --rm "$ctr" "${NAMES[0]}" >/dev/null
   rm -f "$ARCHIVE.tmp"
-  buildah push "${NAMES[0]}" "docker-archive:$ARCHIVE.tmp:${NAMES[0]}" >/dev/null
+  buildah push --quiet "${NAMES[0]}" "docker-archive:$ARCHIVE.tmp:${NAMES[0]}" >/dev/null
   mv "$ARCHIVE.tmp" "$ARCHIVE"
   rm -rf "$root"
   log "base image built in $((SECONDS - t0)) s, cached at $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"

@@ -23,7 +23,7 @@ buildah bud --pull=never --isolation chroot --layers=false -f "$df" -t "$name" "
 mkdir -p "$CACHE/images"
 archive="$CACHE/images/$(echo "$name" | tr '/:@' '___').tar"
 rm -f "$archive"
-buildah push "$name" "docker-archive:$archive:$name" >/dev/null
+buildah push --quiet "$name" "docker-archive:$archive:$name" >/dev/null
 if [ "${EXECUTIONER_IMAGE_NO_LOAD:-0}" != 1 ]; then
   [ -S "$CTRD_SOCK" ] || { echo "the cluster's containerd is not running ($CTRD_SOCK); run make cluster-up" >&2; exit 1; }
   ctr --address "$CTRD_SOCK" -n k8s.io images import "$archive" >/dev/null

@@ -18,6 +18,10 @@ HOST_IP=$(host_ip)
 [ -n "$HOST_IP" ] || { echo "cannot determine host IP" >&2; exit 1; }
 mkdir -p "$STATE"/{pki,pids,logs,etcd,kubelet,containerd,cni/net.d,cni/ipam,kube-router} "$RUNDIR"
 chmod 700 "$STATE"
+write_file() { # path < content; rewrites only on change (kube-proxy exits when its config file changes)
+  local tmp; tmp=$(mktemp "$1.XXXX"); cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
 # network namespaces that exist before we start (down.sh removes only the pod namespaces created after)
 [ -f "$STATE/netns.before" ] || ls /var/run/netns 2>/dev/null > "$STATE/netns.before" || true
 
@@ -60,7 +64,7 @@ gen_cert() { # name subject [SANs] [serverAuth]
 }
 gen_kubeconfig() { # file cert-name
   local f=$1 n=$2
-  cat > "$f" <<EOF
+  write_file "$f" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -118,7 +122,7 @@ for reg in _default docker.io registry.k8s.io quay.io ghcr.io gcr.io; do
   printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' \
     > "$STATE/containerd/certs.d/$reg/hosts.toml"
 done
-cat > "$STATE/cni/net.d/10-executioner.conflist" <<EOF
+write_file "$STATE/cni/net.d/10-executioner.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "executioner",
@@ -132,7 +136,7 @@ cat > "$STATE/cni/net.d/10-executioner.conflist" <<EOF
   ]
 }
 EOF
-cat > "$STATE/containerd/config.toml" <<EOF
+write_file "$STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$STATE/containerd/root"
 state = "$RUNDIR/containerd/state"
@@ -150,6 +154,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   disable_apparmor = true
+  # this machine's root cannot lower oom_score_adj (no CAP_SYS_RESOURCE): clamp to containerd's own value
+  restrict_oom_score_adj = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -158,6 +164,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        BinaryName = "${EXECUTIONER_RUNC:-$(command -v runc)}"
+        Root = "$RUNDIR/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/net.d"
@@ -176,7 +184,7 @@ if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"
     buildah copy "$c" "$PAUSE_BIN" /pause >/dev/null
     buildah config --entrypoint '["/pause"]' --user 65535:65535 "$c"
     buildah commit --rm "$c" "$PAUSE_IMAGE" >/dev/null
-    rm -f "$PA"; buildah push "$PAUSE_IMAGE" "docker-archive:$PA:$PAUSE_IMAGE" >/dev/null
+    rm -f "$PA"; buildah push --quiet "$PAUSE_IMAGE" "docker-archive:$PA:$PAUSE_IMAGE" >/dev/null
   fi
   ctr --address "$CTRD_SOCK" -n k8s.io images import "$PA" >/dev/null
   ctr --address "$CTRD_SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null || true
@@ -257,7 +265,7 @@ start kube-scheduler "$KBIN/kube-scheduler" \
   --bind-address=127.0.0.1 --leader-elect=false --v=1
 
 # ---------------------------------------------------------------- kubelet
-cat > "$STATE/kubelet/config.yaml" <<EOF
+write_file "$STATE/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $HOST_IP
@@ -288,7 +296,7 @@ start kubelet "$KBIN/kubelet" --config="$STATE/kubelet/config.yaml" \
   --hostname-override="$NODE_NAME" --node-ip="$HOST_IP" --v=1
 
 # ---------------------------------------------------------------- kube-proxy (Service ClusterIPs, iptables mode)
-cat > "$STATE/kube-proxy.yaml" <<EOF
+write_file "$STATE/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -304,15 +312,17 @@ nodePortAddresses: ["$HOST_IP/32"]
 EOF
 start kube-proxy "$KBIN/kube-proxy" --config="$STATE/kube-proxy.yaml" --v=1
 
+# ---------------------------------------------------------------- ready?
+wait_for "node $NODE_NAME Ready" 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+wait_for "default service account" 60 kctl -n default get serviceaccount default
+
 # ---------------------------------------------------------------- kube-router (NetworkPolicy only)
 start kube-router "$KROUTER_BIN" --kubeconfig="$STATE/kube-router.kubeconfig" \
   --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
   --hostname-override="$NODE_NAME" --enable-ipv4=true --enable-ipv6=false \
   --metrics-port=0 --health-port=20244 --iptables-sync-period=1m --v=1
 
-# ---------------------------------------------------------------- ready?
-wait_for "node $NODE_NAME Ready" 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
-wait_for "default service account" 60 kctl -n default get serviceaccount default
+wait_for "kube-router" 30 curl -fsS http://127.0.0.1:20244/healthz
 for c in "${COMPONENTS[@]}"; do
   pid_of "$c" >/dev/null || { log "$c is not running; see $STATE/logs/$c.log"; tail -20 "$STATE/logs/$c.log" >&2; exit 1; }
 done

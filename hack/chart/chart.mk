@@ -1,0 +1,54 @@
+# Helm chart and images (see charts/executioner/README.md). Included by the top-level Makefile.
+CHART_DIR := charts/executioner
+CHART_VERSION_APP := $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(CHART_DIR)/Chart.yaml)
+CHART_RELEASE ?= executioner
+CHART_NAMESPACE ?= executioner
+# extra `helm upgrade --install` arguments, e.g. CHART_ARGS="--set worker.replicas=2"
+CHART_ARGS ?=
+# values for the local test cluster (no DNS, no registry); set CHART_LOCAL_VALUES= for other clusters
+CHART_LOCAL_VALUES ?= hack/chart/values-local.yaml
+# set CHART_BUILD_IMAGES=0 when the cluster pulls the images from a registry
+CHART_BUILD_IMAGES ?= 1
+APP_IMAGE_REF ?= executioner/app:$(CHART_VERSION_APP)
+SANDBOX_IMAGE_REF ?= executioner/sandbox:$(CHART_VERSION_APP)
+REDIS_IMAGE_REF ?= executioner/redis:7.0-local
+CHART_KUBECONFIG = $(or $(KUBECONFIG),$(wildcard /var/lib/executioner-cluster/kubeconfig))
+HELM_BIN = $(shell hack/chart/helm.sh)
+KUBECTL_BIN = $(or $(wildcard $(HOME)/.cache/executioner/kubernetes-$(shell sed -n 's/^KUBE_VERSION=\([^ ]*\).*/\1/p' hack/cluster/versions.env)/bin/kubectl),kubectl)
+
+.PHONY: app-image sandbox-image redis-image chart-images chart-lint chart-manifests chart-install chart-test chart-uninstall
+
+app-image: frontend/dist/index.html  ## build the application image (wheels + web UI) and load it into the local cluster
+	hack/chart/image.sh app $(APP_IMAGE_REF)
+
+sandbox-image:  ## build the sandbox image and load it into the local cluster
+	hack/chart/image.sh sandbox $(SANDBOX_IMAGE_REF)
+
+redis-image:  ## build the local cluster's Redis image (Debian redis-server, UID 999)
+	hack/chart/image.sh redis $(REDIS_IMAGE_REF)
+
+chart-images: app-image sandbox-image redis-image
+
+chart-lint:  ## helm lint --strict and check manifests/ matches the chart's default render
+	"$(HELM_BIN)" lint --strict $(CHART_DIR)
+	"$(HELM_BIN)" lint --strict $(CHART_DIR) -f $(CHART_LOCAL_VALUES)
+	hack/chart/render-manifests.sh --check
+
+chart-manifests:  ## regenerate manifests/ from the chart (helm template)
+	hack/chart/render-manifests.sh
+
+chart-install: $(if $(filter 1,$(CHART_BUILD_IMAGES)),chart-images)  ## install/upgrade the chart into the cluster in KUBECONFIG
+	@test -n "$(CHART_KUBECONFIG)" || { echo "KUBECONFIG is not set (make cluster-up prints it)" >&2; exit 1; }
+	@# the release namespace enforces Pod Security "restricted" too: every pod of the chart passes it
+	printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n' \
+	  $(CHART_NAMESPACE) | $(KUBECTL_BIN) --kubeconfig $(CHART_KUBECONFIG) apply -f -
+	"$(HELM_BIN)" upgrade --install $(CHART_RELEASE) $(CHART_DIR) --kubeconfig $(CHART_KUBECONFIG) \
+	  -n $(CHART_NAMESPACE) $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_ARGS) --wait --timeout 5m
+	"$(HELM_BIN)" status $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --show-resources | head -5
+
+chart-test:  ## helm test: a hello world through the installed API Service
+	@test -n "$(CHART_KUBECONFIG)" || { echo "KUBECONFIG is not set (make cluster-up prints it)" >&2; exit 1; }
+	"$(HELM_BIN)" test $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --logs --timeout 5m
+
+chart-uninstall:  ## helm uninstall (the CRD stays, see the chart README)
+	"$(HELM_BIN)" uninstall $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --wait

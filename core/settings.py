@@ -73,8 +73,13 @@ class Settings(BaseSettings):
     # Kubernetes backend.
     sandbox_namespace: str = "executioner-sandbox"
     sandbox_image: str = "executioner-sandbox:0.1.0"
+    # RuntimeClass for sandbox pods, e.g. "gvisor" (recommended where the cluster offers it).
     runtime_class_name: str | None = None
-    job_ttl_seconds: int = Field(60, ge=0)
+    # Where sandbox pods may run (JSON): e.g. {"executioner.dev/sandbox": "true"} and matching tolerations.
+    sandbox_node_selector: dict[str, str] = {}
+    sandbox_tolerations: list[dict] = []
+    # Finished Jobs are deleted as soon as their result is recorded; this TTL is the backstop.
+    job_ttl_seconds: int = Field(300, ge=0)
     schedule_timeout_seconds: float = Field(60.0, gt=0)
 
     @field_validator("api_keys", "cors_origins", mode="before")

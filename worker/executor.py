@@ -46,6 +46,10 @@ def execute(
     with active.holding(execution_id, lease_owner):
         outcome = _run(backend, execution)
     recorded = store.finish(execution_id, outcome.status, outcome.model_dump(exclude={"status"}))
+    try:
+        backend.cleanup(execution_id)
+    except Exception:  # noqa: BLE001 - the operator's sweep removes what is left
+        log.exception("cleanup of %s failed", execution_id)
     log.info("execution %s ended %s%s", execution_id, outcome.status, "" if recorded else " (already final)")
     return outcome.status.value if recorded else "superseded"
 

@@ -32,6 +32,9 @@ class CountingBackend:
     def cancel(self, execution_id):
         pass
 
+    def cleanup(self, execution_id):
+        pass
+
 
 def test_a_duplicate_delivery_never_runs_code_twice(store):
     settings = Settings(lease_seconds=5)

@@ -20,6 +20,9 @@ class SandboxBackend(Protocol):
     def cancel(self, execution_id: str) -> None:
         """Stop the execution's sandbox if it runs here; a no-op otherwise."""
 
+    def cleanup(self, execution_id: str) -> None:
+        """Remove whatever the execution left behind, once its result is recorded."""
+
 
 def create_backend(settings) -> SandboxBackend:
     if settings.backend == "kubernetes":

@@ -83,6 +83,9 @@ class LocalBackend:
         if process and process.poll() is None:
             process.kill()  # bwrap --die-with-parent takes the whole sandbox down with it
 
+    def cleanup(self, execution_id: str) -> None:
+        """Nothing outlives `run` here: the sandbox, its files and its cgroups are gone already."""
+
     def _write_input(self, workdir: Path, execution: Execution) -> None:
         # The sandbox runs as another user: it needs to read these, never to write them.
         workdir.chmod(0o755)

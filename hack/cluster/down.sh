@@ -5,6 +5,7 @@
 #   down.sh --purge   also delete the whole state directory
 set -uo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
+exec 9> /run/lock/executioner-cluster.lock; flock 9   # one up/down at a time
 PURGE=0; [ "${1:-}" = "--purge" ] && PURGE=1
 [ "$(id -u)" -eq 0 ] || { echo "cluster-down needs root" >&2; exit 1; }
 [ -d "$STATE" ] || { log "nothing to stop ($STATE absent)"; exit 0; }
@@ -122,6 +123,10 @@ for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
 done
 
 # 8. state: keep PKI and the image store unless --purge; a fresh etcd and kubelet dir for the next start
+if [ "$(cat "$STATE/run-containerd.before" 2>/dev/null)" = no ] && [ ! -S /run/containerd/containerd.sock ]; then
+  rm -rf /run/containerd
+fi
+rm -f "$STATE/run-containerd.before"
 rm -rf "$RUNDIR" "$STATE/etcd" "$STATE/kubelet/root" "$STATE/cni/ipam" "$STATE/netns.before"
 [ "$PURGE" = 1 ] && rm -rf "$STATE"
 rmdir /var/lib/kube-router 2>/dev/null

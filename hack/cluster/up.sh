@@ -4,6 +4,7 @@
 # containerd runtime state in /run/executioner-cluster. Everything is undone by down.sh.
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
+exec 9> /run/lock/executioner-cluster.lock; flock 9   # one up/down at a time
 T0=$SECONDS
 
 [ "$(id -u)" -eq 0 ] || { echo "cluster-up needs root (containerd, kubelet, iptables)" >&2; exit 1; }
@@ -24,6 +25,8 @@ write_file() { # path < content; rewrites only on change (kube-proxy exits when 
 }
 # network namespaces that exist before we start (down.sh removes only the pod namespaces created after)
 [ -f "$STATE/netns.before" ] || ls /var/run/netns 2>/dev/null > "$STATE/netns.before" || true
+# containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir is; remove it on down if it is ours
+[ -f "$STATE/run-containerd.before" ] || { [ -e /run/containerd ] && echo yes || echo no; } > "$STATE/run-containerd.before"
 
 # ---------------------------------------------------------------- host settings (recorded once, restored by down)
 if [ ! -f "$STATE/host-settings.orig" ]; then
@@ -102,7 +105,7 @@ start() { # name cmd... ; starts detached (own session) unless already running
   local name=$1; shift
   if p=$(pid_of "$name"); then log "$name already running (pid $p)"; return; fi
   log "starting $name"
-  setsid "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null &
+  setsid "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$STATE/pids/$name.pid"
 }
 wait_for() { # description timeout cmd...

@@ -1,5 +1,6 @@
 """Reusable helpers for tests that need a real Kubernetes cluster (plain functions, no pytest magic).
 
+    kubectl_bin() / helm_bin() / tool_path(tool) -> str   pinned binaries from ~/.cache/executioner
     ensure_cluster() -> str            kubeconfig path: $KUBECONFIG if it points at a reachable cluster (kind or
                                        any other), else the local cluster started by hack/cluster/up.sh
     is_local_cluster(kubeconfig)       True when kubeconfig is the one hack/cluster/up.sh wrote
@@ -61,6 +62,26 @@ def kubectl_bin() -> str:
     if not found:
         raise ClusterUnavailable("no kubectl: run `make cluster-tools` or install kubectl")
     return found
+
+
+def tool_path(tool: str) -> str:
+    """Path of a pinned cluster tool (kubectl, helm, kube-apiserver, ...), built and cached on first use."""
+    p = subprocess.run([str(HACK / "tool-path.sh"), tool], capture_output=True, text=True, timeout=3600,
+                       env=dict(os.environ, PATH=f"/usr/local/go/bin:{os.environ.get('PATH', '')}"))
+    if p.returncode != 0:
+        raise ClusterUnavailable(f"cannot get {tool}: {p.stderr[-2000:]}")
+    return p.stdout.strip()
+
+
+def helm_bin() -> str:
+    """The pinned helm (v3) from the cluster build cache, else a helm on PATH."""
+    try:
+        return tool_path("helm")
+    except ClusterUnavailable:
+        found = shutil.which("helm")
+        if not found:
+            raise
+        return found
 
 
 def kubectl(*args, kubeconfig=None, namespace=None, input=None, check=True, timeout=120):

@@ -285,6 +285,8 @@ containerRuntimeEndpoint: "unix://$CTRD_SOCK"
 failSwapOn: false
 podCIDR: "$POD_CIDR"
 maxPods: 110
+# Bounds fork bombs in sandbox pods: a pids cgroup per pod (RLIMIT_NPROC would be node-wide per UID).
+podPidsLimit: 256
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"}

@@ -1,8 +1,5 @@
 # Local single-node Kubernetes for the tests (see hack/cluster/README.md). Included by the top-level Makefile.
 CLUSTER_DIR := hack/cluster
-SANDBOX_IMAGE ?= executioner/sandbox:dev
-APP_IMAGE ?= executioner/app:dev
-APP_DOCKERFILE ?= Dockerfile
 PROBE_IMAGE ?= executioner/cluster-probe:dev
 KIND_CLUSTER ?= executioner
 
@@ -30,9 +27,9 @@ cluster-status:
 probe-image:  ## the minimal python image the cluster proof tests use
 	$(CLUSTER_DIR)/build-image.sh tests/cluster/testdata tests/cluster/testdata/Dockerfile $(PROBE_IMAGE)
 
-images: probe-image  ## build and load the project's images into the local cluster
-	@if [ -f sandbox-image/Dockerfile ]; then $(CLUSTER_DIR)/build-image.sh sandbox-image sandbox-image/Dockerfile $(SANDBOX_IMAGE); fi
-	@if [ -f $(APP_DOCKERFILE) ]; then $(CLUSTER_DIR)/build-image.sh . $(APP_DOCKERFILE) $(APP_IMAGE); fi
+images: probe-image  ## build and load the probe image and the project's images (hack/chart's chart-images)
+	@if $(MAKE) -n chart-images >/dev/null 2>&1; then $(MAKE) chart-images; \
+	elif [ -f hack/chart/chart.mk ]; then $(MAKE) -f Makefile -f hack/chart/chart.mk chart-images; fi
 
 kind-up:  ## for machines with Docker: a kind cluster with the project's images loaded
 	hack/kind/up.sh $(KIND_CLUSTER)

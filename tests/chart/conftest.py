@@ -1,0 +1,86 @@
+"""Fixtures for the chart tests: the pinned helm, a `render` helper (helm template -> list of dicts), and the
+real-cluster fixtures of tests/cluster (kubeconfig, namespace, cluster_harness)."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+_p = Path(__file__).resolve().parents[1] / "cluster" / "conftest.py"
+_s = importlib.util.spec_from_file_location("executioner_cluster_conftest", _p)
+_m = sys.modules.get(_s.name) or importlib.util.module_from_spec(_s)
+if _s.name not in sys.modules:
+    sys.modules[_s.name] = _m
+    _s.loader.exec_module(_m)
+kubeconfig, namespace, cluster_harness = _m.kubeconfig, _m.namespace, _m.cluster_harness
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "executioner"
+LOCAL_VALUES = REPO / "hack" / "chart" / "values-local.yaml"
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that rejects duplicate mapping keys (a template bug PyYAML would silently hide)."""
+
+
+def _no_duplicates(loader, node, deep=False):
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    duplicates = {k for k in keys if keys.count(k) > 1}
+    if duplicates:
+        raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {duplicates}", node.start_mark)
+    return loader.construct_mapping(node, deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    p = subprocess.run([str(REPO / "hack" / "chart" / "helm.sh")], capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        pytest.fail(f"no helm: {p.stderr[-2000:]}", pytrace=False)
+    return p.stdout.strip().splitlines()[-1]
+
+
+class Renderer:
+    def __init__(self, helm: str):
+        self.helm = helm
+
+    def run(self, *args: str, values: dict | None = None, release="executioner", namespace="executioner",
+            check=True) -> subprocess.CompletedProcess:
+        cmd = [self.helm, "template", release, str(CHART), "--namespace", namespace, *args]
+        text = yaml.safe_dump(values) if values else None
+        if text:
+            cmd += ["-f", "-"]
+        p = subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=60)
+        if check and p.returncode != 0:
+            raise AssertionError(f"helm template failed: {p.stderr}")
+        return p
+
+    def __call__(self, *args: str, values: dict | None = None, **kw) -> list[dict]:
+        out = self.run(*args, values=values, **kw).stdout
+        return [d for d in yaml.load_all(out, Loader=UniqueKeyLoader) if d]
+
+    @staticmethod
+    def find(docs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+        return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+    @staticmethod
+    def pod_specs(docs: list[dict]) -> dict[str, dict]:
+        """Every pod spec a render produces (workloads' templates and bare pods), by "<Kind>/<name>"."""
+        specs = {}
+        for d in docs:
+            if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+                specs[f"{d['kind']}/{d['metadata']['name']}"] = d["spec"]["template"]["spec"]
+            elif d["kind"] == "Pod":
+                specs[f"Pod/{d['metadata']['name']}"] = d["spec"]
+        return specs
+
+
+@pytest.fixture(scope="session")
+def render(helm) -> Renderer:
+    return Renderer(helm)

@@ -130,6 +130,9 @@ rm -f "$STATE/run-containerd.before"
 rm -rf "$RUNDIR" "$STATE/etcd" "$STATE/kubelet/root" "$STATE/cni/ipam" "$STATE/netns.before"
 [ "$PURGE" = 1 ] && rm -rf "$STATE"
 rmdir /var/lib/kube-router 2>/dev/null
+# paths hardcoded in libcni (result cache) and the kubelet (device-plugin socket dir): ours only, then empty dirs
+rm -f /var/lib/cni/results/executioner-* /var/lib/cni/results/cni-loopback-* /var/lib/kubelet/device-plugins/kubelet.sock
+rmdir /var/lib/cni/results /var/lib/cni /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null
 left=$(findmnt -rn -o TARGET | grep -cE "^($STATE|$RUNDIR)/" || true)
 [ "${left:-0}" = 0 ] || log "warning: $left mounts still under $STATE or $RUNDIR"
 log "cluster stopped"

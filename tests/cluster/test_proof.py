@@ -70,12 +70,16 @@ def test_networkpolicy_deny_all_is_enforced(kubeconfig, namespace, probe_image):
     h.apply(h.pod("server", server, labels={"role": "server"}), kc, ns)
     h.wait(kc, ns, "pod/server", "condition=Ready", timeout=120)
     server_ip = h.kubectl_json("get", "pod", "server", kubeconfig=kc, namespace=ns)["status"]["podIP"]
+    # a Service in front of it (kube-proxy ClusterIP -> pod on the same bridge)
+    h.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "server"},
+             "spec": {"selector": {"role": "server"}, "ports": [{"port": 80, "targetPort": 8080}]}}, kc, ns)
+    svc_ip = h.kubectl_json("get", "service", "server", kubeconfig=kc, namespace=ns)["spec"]["clusterIP"]
     node_ip = next(a["address"] for a in h.kubectl_json("get", "nodes", kubeconfig=kc)["items"][0]["status"]["addresses"]
                    if a["type"] == "InternalIP")
     eps = h.kubectl_json("get", "endpoints", "kubernetes", kubeconfig=kc, namespace="default")["subsets"][0]
     api = f"{eps['addresses'][0]['ip']}:{eps['ports'][0]['port']}"
     api_svc = h.kubectl_json("get", "service", "kubernetes", kubeconfig=kc, namespace="default")["spec"]["clusterIP"]
-    targets = {"pod": f"{server_ip}:8080", "api": api, "api-service": f"{api_svc}:443", "host": f"{node_ip}:10250"}
+    targets = {"pod": f"{server_ip}:8080", "service": f"{svc_ip}:80", "api": api, "api-service": f"{api_svc}:443", "host": f"{node_ip}:10250"}
 
     # kubectl exec works (the API server may use the kubelet API) and the server answers locally
     out = h.kubectl("exec", "server", "--", "python3", "-c",

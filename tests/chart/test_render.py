@@ -1,0 +1,359 @@
+"""The chart rendered offline (helm lint / helm template): defaults, schema, security, RBAC, contract with the app."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "executioner"
+LOCAL_VALUES = REPO / "hack" / "chart" / "values-local.yaml"
+
+# the same variants are checked for security and limits: the defaults and every optional branch switched on
+VARIANTS = {
+    "defaults": {},
+    "local-cluster": yaml.safe_load(LOCAL_VALUES.read_text()),
+    "persistence+ingress": {"redis": {"persistence": {"enabled": True}}, "ingress": {"enabled": True,
+                            "tls": [{"secretName": "tls", "hosts": ["executioner.example.com"]}]}},
+    "external-redis+gvisor": {"redis": {"enabled": False, "externalUrl": "rediss://:pw@redis.example:6380/0"},
+                              "sandbox": {"runtimeClassName": "gvisor"}},
+    "no-operator+no-auth": {"operator": {"enabled": False}, "auth": {"enabled": False}},
+}
+
+
+@pytest.fixture(scope="module")
+def default(render):
+    return render()
+
+
+def test_helm_lint_strict(helm):
+    for extra in ([], ["-f", str(LOCAL_VALUES)]):
+        p = subprocess.run([helm, "lint", "--strict", str(CHART), *extra], capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_default_render_has_every_component(render, default):
+    kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in default)
+    assert kinds == sorted([
+        "ClusterRole/executioner-executioner-operator", "ClusterRoleBinding/executioner-executioner-operator",
+        "Deployment/executioner-api", "Deployment/executioner-operator", "Deployment/executioner-worker",
+        "LimitRange/executioner-sandbox", "Namespace/executioner-sandbox",
+        "NetworkPolicy/executioner-redis", "NetworkPolicy/executioner-sandbox-deny-all",
+        "Pod/executioner-test-hello", "ResourceQuota/executioner-sandbox",
+        "Role/executioner-operator", "Role/executioner-worker",
+        "RoleBinding/executioner-operator", "RoleBinding/executioner-worker",
+        "Secret/executioner-api-keys", "Secret/executioner-redis",
+        "Service/executioner-api", "Service/executioner-redis",
+        "ServiceAccount/executioner-api", "ServiceAccount/executioner-operator", "ServiceAccount/executioner-redis",
+        "ServiceAccount/executioner-sandbox", "ServiceAccount/executioner-worker",
+        "StatefulSet/executioner-redis",
+    ])
+    crds = [d for d in render("--include-crds") if d["kind"] == "CustomResourceDefinition"]
+    assert [c["metadata"]["name"] for c in crds] == ["executionrequests.executioner.dev"]
+
+
+def test_names_follow_the_release(render):
+    docs = render(release="prod")
+    assert {d["metadata"]["name"] for d in render.find(docs, "Deployment")} == {
+        "prod-executioner-api", "prod-executioner-worker", "prod-executioner-operator"}
+    long = render(release="a-very-long-release-name-that-goes-on-and-on-forever")
+    for d in long:  # DNS labels for namespaced objects; cluster-scoped RBAC names may be longer
+        limit = 253 if d["kind"].startswith("Cluster") else 63
+        assert len(d["metadata"]["name"]) <= limit, d["metadata"]["name"]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"image": {"tag": "latest"}}, "/image/tag"),
+    ({"sandboxImage": {"tag": "latest"}}, "/sandboxImage/tag"),
+    ({"redis": {"image": {"tag": "latest"}}}, "/redis/image/tag"),
+    ({"bogus": 1}, "additional properties 'bogus'"),
+    ({"api": {"replicas": 0}}, "/api/replicas"),
+    ({"api": {"resources": {"limits": None}}}, "missing property 'limits'"),
+    ({"worker": {"concurrency": "four"}}, "/worker/concurrency"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ({"sandbox": {"namespace": "Not_A_Namespace"}}, "/sandbox/namespace"),
+    ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
+    ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+    ({"containerSecurityContext": {"readOnlyRootFilesystem": False}}, "readOnlyRootFilesystem"),
+    ({"containerSecurityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
+    ({"containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}}, "capabilities"),
+    ({"redis": {"externalUrl": "http://not-redis"}}, "/redis/externalUrl"),
+    ({"api": {"service": {"type": "ExternalName"}}}, "/api/service/type"),
+])
+def test_schema_rejects_bad_values(render, values, message):
+    p = render.run(values=values, check=False)
+    assert p.returncode != 0, f"accepted {values}"
+    assert message in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"redis": {"enabled": False}}, "set redis.externalUrl"),
+    ({"sandbox": {"namespace": "executioner"}}, "must differ from the release namespace"),
+    ({"auth": {"enabled": False, "existingSecret": "keys"}}, "auth.enabled is false"),
+    ({"auth": {"enabled": False}, "ingress": {"enabled": True}}, "Ingress without API keys"),
+])
+def test_invalid_combinations_fail(render, values, message):
+    p = render.run(values=values, check=False)
+    assert p.returncode != 0 and message in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_pod_is_restricted_and_bounded(render, variant):
+    docs = render(values=VARIANTS[variant])
+    specs = render.pod_specs(docs)
+    assert specs
+    for name, spec in specs.items():
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert isinstance(pod["runAsUser"], int) and pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
+        for c in spec["containers"] + spec.get("initContainers", []):
+            where = f"{name}/{c['name']}"
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), where
+            assert not sc.get("privileged"), where
+            for kind in ("requests", "limits"):
+                assert set(c["resources"][kind]) >= {"cpu", "memory"}, where
+            # a read-only root needs somewhere to write
+            assert "/tmp" in {m["mountPath"] for m in c.get("volumeMounts", [])}, where
+            assert c["image"].rsplit(":", 1)[-1] != "latest" and ":" in c["image"], where
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_latest_tags_and_default_tags_from_app_version(render, variant):
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    docs = render(values=VARIANTS[variant])
+    images = [c["image"] for spec in render.pod_specs(docs).values() for c in spec["containers"]]
+    env = {e["name"]: e.get("value") for d in render.find(docs, "Deployment")
+           for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    images.append(env["EXECUTIONER_SANDBOX_IMAGE"])
+    for image in images:
+        assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1], image
+    assert f"executioner/app:{app_version}" in images
+    assert f"executioner/sandbox:{app_version}" in images
+
+
+def test_api_contract(default, render):
+    api = render.find(default, "Deployment", "executioner-api")[0]["spec"]["template"]["spec"]
+    assert api["automountServiceAccountToken"] is False
+    container = api["containers"][0]
+    assert container["args"] == ["api"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["EXECUTIONER_HOST"]["value"] == "0.0.0.0" and env["EXECUTIONER_PORT"]["value"] == "8000"
+    assert env["EXECUTIONER_BACKEND"]["value"] == "kubernetes"
+    assert env["EXECUTIONER_UI_DIR"]["value"] == "/opt/executioner/ui"
+    assert env["EXECUTIONER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "executioner-api-keys", "key": "api-keys"}
+    # the Redis password never appears in the pod spec: it is expanded from the Secret at container start
+    assert env["EXECUTIONER_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@executioner-redis.executioner.svc:6379/0"
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "executioner-redis"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize("component", ["worker", "operator"])
+def test_worker_and_operator_contract(render, component):
+    docs = render(values={"sandbox": {"runtimeClassName": "gvisor", "namespace": "sbx"}, "worker": {"concurrency": 7}})
+    spec = render.find(docs, "Deployment", f"executioner-{component}")[0]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["args"] == [component]
+    assert "ports" not in container
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["EXECUTIONER_BACKEND"] == "kubernetes"
+    assert env["EXECUTIONER_SANDBOX_NAMESPACE"] == "sbx"
+    assert env["EXECUTIONER_SANDBOX_IMAGE"] == "executioner/sandbox:0.1.0"
+    assert env["EXECUTIONER_RUNTIME_CLASS_NAME"] == "gvisor"
+    assert env["EXECUTIONER_WORKER_CONCURRENCY"] == "7"
+    assert "EXECUTIONER_REDIS_URL" in env
+    assert spec["serviceAccountName"] == f"executioner-{component}"
+    default_env = {e["name"] for e in render.find(render(), "Deployment", f"executioner-{component}")[0]
+                   ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "EXECUTIONER_RUNTIME_CLASS_NAME" not in default_env
+
+
+def test_external_redis_url_comes_from_a_secret(render):
+    docs = render(values={"redis": {"enabled": False, "externalUrl": "redis://:pw@redis.example:6379/1"}})
+    assert not render.find(docs, "StatefulSet") and not render.find(docs, "Service", "executioner-redis")
+    secret = render.find(docs, "Secret", "executioner-redis-url")[0]
+    assert secret["stringData"]["redis-url"] == "redis://:pw@redis.example:6379/1"
+    for d in render.find(docs, "Deployment"):
+        env = {e["name"]: e for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["EXECUTIONER_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "executioner-redis-url"
+
+
+def test_no_cluster_dns_uses_service_variables(render):
+    docs = render(values={"clusterDNS": False})
+    for d in render.find(docs, "Deployment"):
+        spec = d["spec"]["template"]["spec"]
+        assert spec["enableServiceLinks"] is True
+        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        assert "$(EXECUTIONER_REDIS_SERVICE_HOST)" in env["EXECUTIONER_REDIS_URL"]
+    test_pod = render.find(docs, "Pod")[0]
+    assert {e["name"]: e.get("value") for e in test_pod["spec"]["containers"][0]["env"]}["API_URL"] == \
+        "http://$(EXECUTIONER_API_SERVICE_HOST):8000"
+    # with DNS, the kubelet does not flood the environment with EXECUTIONER_*-looking service variables
+    assert all(d["spec"]["template"]["spec"]["enableServiceLinks"] is False for d in render.find(render(), "Deployment"))
+
+
+def test_redis_is_protected(default, render):
+    sts = render.find(default, "StatefulSet", "executioner-redis")[0]["spec"]
+    container = sts["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    assert sts["template"]["spec"]["automountServiceAccountToken"] is False
+    assert "volumeClaimTemplates" not in sts
+    policy = render.find(default, "NetworkPolicy", "executioner-redis")[0]["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    expressions = {e["key"]: e["values"] for e in rule["from"][0]["podSelector"]["matchExpressions"]}
+    assert expressions["app.kubernetes.io/component"] == ["api", "worker", "operator"]
+    assert expressions["app.kubernetes.io/instance"] == ["executioner"]
+    persistent = render(values={"redis": {"persistence": {"enabled": True, "size": "2Gi"}}})
+    sts = render.find(persistent, "StatefulSet")[0]["spec"]
+    assert sts["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert "--appendonly" in sts["template"]["spec"]["containers"][0]["args"]
+
+
+def test_sandbox_namespace_is_locked_down(render):
+    docs = render(values={"sandbox": {"namespace": "my-sandbox"}})
+    [ns] = render.find(docs, "Namespace")
+    assert ns["metadata"]["name"] == "my-sandbox"
+    labels = ns["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    [policy] = render.find(docs, "NetworkPolicy", "executioner-sandbox-deny-all")
+    assert policy["metadata"]["namespace"] == "my-sandbox"
+    assert policy["spec"] == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "executioner-sandbox"}},
+                              "policyTypes": ["Ingress", "Egress"]}
+    [quota] = render.find(docs, "ResourceQuota")
+    assert quota["metadata"]["namespace"] == "my-sandbox" and quota["spec"]["hard"]["pods"]
+    [limits] = render.find(docs, "LimitRange")
+    assert limits["metadata"]["namespace"] == "my-sandbox"
+    assert limits["spec"]["limits"][0]["default"]["memory"] == "128Mi"
+    [sa] = [d for d in render.find(docs, "ServiceAccount") if d["metadata"]["namespace"] == "my-sandbox"]
+    assert sa["automountServiceAccountToken"] is False
+    existing = render(values={"sandbox": {"namespace": "my-sandbox", "createNamespace": False}})
+    assert not render.find(existing, "Namespace") and render.find(existing, "NetworkPolicy", "executioner-sandbox-deny-all")
+
+
+def _rules(doc):
+    return {(g, r): set(rule["verbs"]) for rule in doc["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+
+
+def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
+    roles = {d["metadata"]["name"]: d for d in render.find(default, "Role")}
+    assert {d["metadata"]["namespace"] for d in roles.values()} == {"executioner-sandbox"}
+    assert _rules(roles["executioner-worker"]) == {
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list", "watch"}, ("", "pods/log"): {"get"},
+        ("", "secrets"): {"create", "get", "delete"},
+        ("networking.k8s.io", "networkpolicies"): {"get", "list"},
+    }
+    assert _rules(roles["executioner-operator"]) == {
+        ("batch", "jobs"): {"get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list", "watch", "delete"}, ("", "pods/log"): {"get"},
+        ("", "secrets"): {"list", "delete"},
+    }
+    # the only cluster-wide grant: the operator's, for what cannot be namespaced
+    [cluster_role] = render.find(default, "ClusterRole")
+    assert _rules(cluster_role) == {
+        ("executioner.dev", "executionrequests"): {"get", "list", "watch", "patch", "update"},
+        ("executioner.dev", "executionrequests/status"): {"get", "patch", "update"},
+        ("", "events"): {"create", "patch"}, ("events.k8s.io", "events"): {"create", "patch"},
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        ("", "namespaces"): {"list", "watch"},
+    }
+    [binding] = render.find(default, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "executioner-operator", "namespace": "executioner"}]
+    for d in render.find(default, "RoleBinding"):
+        component = d["metadata"]["name"].rsplit("-", 1)[-1]
+        assert d["roleRef"]["name"] == d["metadata"]["name"]
+        assert d["subjects"] == [{"kind": "ServiceAccount", "name": f"executioner-{component}", "namespace": "executioner"}]
+    for d in render.find(default, "Role") + render.find(default, "ClusterRole"):
+        for rule in d["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], d["metadata"]["name"]
+    # one ServiceAccount per component; only the ones that call the Kubernetes API get a token
+    accounts = {d["metadata"]["name"]: d["automountServiceAccountToken"] for d in render.find(default, "ServiceAccount")
+                if d["metadata"]["namespace"] == "executioner"}
+    assert accounts == {"executioner-api": False, "executioner-worker": True, "executioner-operator": True,
+                        "executioner-redis": False}
+    without = render(values={"operator": {"enabled": False}})
+    assert not render.find(without, "ClusterRole") and not render.find(without, "ClusterRoleBinding")
+    assert [d["metadata"]["name"] for d in render.find(without, "Role")] == ["executioner-worker"]
+
+
+def test_crd_matches_the_contract(render):
+    [crd] = [d for d in render("--include-crds") if d["kind"] == "CustomResourceDefinition"]
+    spec = crd["spec"]
+    assert spec["group"] == "executioner.dev" and spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == "ExecutionRequest" and spec["names"]["shortNames"] == ["exr"]
+    assert spec["names"]["plural"] == "executionrequests" and spec["names"]["singular"] == "executionrequest"
+    [version] = spec["versions"]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Exit", "Duration", "Age"]
+    schema = version["schema"]["openAPIV3Schema"]["properties"]
+    s = schema["spec"]
+    assert s["required"] == ["code"]
+    assert s["x-kubernetes-validations"] == [{"rule": "self == oldSelf", "message": "spec is immutable"}]
+    assert (s["properties"]["code"]["minLength"], s["properties"]["code"]["maxLength"]) == (1, 65536)
+    assert s["properties"]["stdin"]["default"] == "" and s["properties"]["stdin"]["maxLength"] == 1048576
+    limits = s["properties"]["limits"]["properties"]
+    assert limits["timeoutSeconds"]["maximum"] == 60 and limits["timeoutSeconds"]["default"] == 5
+    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["maximum"], limits["memoryMb"]["default"]) == (32, 512, 128)
+    status = schema["status"]
+    assert status["x-kubernetes-preserve-unknown-fields"] is True
+    assert status["properties"]["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "TimedOut",
+                                                     "MemoryExceeded", "Cancelled", "Error"]
+    assert status["properties"]["exitCode"] == {"type": "integer", "nullable": True}
+    assert set(status["properties"]) >= {"executionId", "stdout", "stderr", "stdoutTruncated", "stderrTruncated",
+                                         "error", "startedAt", "finishedAt", "durationMs", "conditions"}
+
+
+def test_helm_test_pod(default, render):
+    [pod] = render.find(default, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False
+    container = spec["containers"][0]
+    assert container["image"] == "executioner/app:0.1.0" and container["command"][0] == "python"
+    assert "import os, sys, time, httpx" in container["args"][0] and "hello world" in container["args"][0]
+
+
+def test_every_value_is_documented_and_in_the_readme():
+    spec = importlib.util.spec_from_file_location("values_table", REPO / "hack" / "chart" / "values-table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (CHART / "values.yaml").read_text()
+    documented = {path for path, _ in module.documented_keys(text)}
+
+    def walk(node, prefix=""):
+        for key, value in node.items():
+            yield prefix + key, value
+            if isinstance(value, dict) and value:
+                yield from walk(value, f"{prefix}{key}.")
+
+    undocumented = []
+    for path, value in walk(yaml.safe_load(text)):
+        parts = path.split(".")
+        covered = any(".".join(parts[:i]) in documented for i in range(1, len(parts) + 1))
+        is_section = isinstance(value, dict) and value and all(
+            f"{path}.{k}" in documented or isinstance(v, dict) for k, v in value.items())
+        if not covered and not is_section:
+            undocumented.append(path)
+    assert not undocumented, f"values without a '# -- ' comment above them: {undocumented}"
+    readme = (CHART / "README.md").read_text()
+    assert module.table() in readme, "the values table in the chart README is stale: hack/chart/values-table.py --write"
+
+
+def test_values_schema_is_strict():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"])

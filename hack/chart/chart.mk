@@ -46,9 +46,12 @@ chart-install: $(if $(filter 1,$(CHART_BUILD_IMAGES)),chart-images)  ## install/
 	  -n $(CHART_NAMESPACE) $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_ARGS) --wait --timeout 5m
 	"$(HELM_BIN)" status $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --show-resources | head -5
 
-chart-test:  ## helm test: a hello world through the installed API Service
+chart-test:  ## helm test: a hello world through the installed API Service (the pod's log is shown when it fails)
 	@test -n "$(CHART_KUBECONFIG)" || { echo "KUBECONFIG is not set (make cluster-up prints it)" >&2; exit 1; }
-	"$(HELM_BIN)" test $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --logs --timeout 5m
+	@# a passing test pod is deleted (hook-succeeded) so `helm uninstall` leaves nothing behind; a failing one stays
+	"$(HELM_BIN)" test $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --timeout 5m || { \
+	  $(KUBECTL_BIN) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) logs \
+	    -l app.kubernetes.io/instance=$(CHART_RELEASE),app.kubernetes.io/component=test --tail=50; exit 1; }
 
 chart-uninstall:  ## helm uninstall (the CRD stays, see the chart README)
 	"$(HELM_BIN)" uninstall $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --wait

@@ -121,3 +121,21 @@ def test_pod_security_restricted_is_enforced(kubeconfig, namespace, probe_image)
     p = h.kubectl("apply", "-f", "-", kubeconfig=kubeconfig, namespace=namespace, check=False,
                   input=json.dumps(bad))
     assert p.returncode != 0 and "violates PodSecurity" in p.stderr, p.stderr
+
+
+def test_limitranger_and_resourcequota_admission(kubeconfig, namespace, probe_image):
+    kc, ns = kubeconfig, namespace
+    h.apply([
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "defaults"},
+         "spec": {"limits": [{"type": "Container", "default": {"memory": "96Mi", "cpu": "200m"},
+                              "defaultRequest": {"memory": "32Mi", "cpu": "10m"}}]}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}},
+    ], kc, ns)
+    h.wait(kc, ns, "resourcequota/one-pod", "jsonpath={.status.hard.pods}=1", timeout=60)
+    spec = h.restricted_pod_spec(probe_image, ["python3", "-c", "print(1)"])
+    del spec["containers"][0]["resources"]
+    h.apply(h.pod("first", spec), kc, ns)
+    got = h.kubectl_json("get", "pod", "first", kubeconfig=kc, namespace=ns)["spec"]["containers"][0]["resources"]
+    assert got["limits"]["memory"] == "96Mi", got  # LimitRanger filled in the namespace default
+    p = h.kubectl("apply", "-f", "-", kubeconfig=kc, namespace=ns, check=False, input=json.dumps(h.pod("second", spec)))
+    assert p.returncode != 0 and "exceeded quota" in p.stderr, p.stderr

@@ -56,3 +56,5 @@ clean:
 
 # Cluster targets (cluster-up, cluster-down, cluster-status, images, kind-up) live beside the harness.
 -include hack/cluster/cluster.mk
+# Chart and image targets (chart-install, chart-test, chart-lint, app-image, sandbox-image).
+-include hack/chart/chart.mk

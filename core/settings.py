@@ -72,7 +72,7 @@ class Settings(BaseSettings):
 
     # Kubernetes backend.
     sandbox_namespace: str = "executioner-sandbox"
-    sandbox_image: str = "executioner-sandbox:0.1.0"
+    sandbox_image: str = "executioner/sandbox:0.1.0"
     # RuntimeClass for sandbox pods, e.g. "gvisor" (recommended where the cluster offers it).
     runtime_class_name: str | None = None
     # Where sandbox pods may run (JSON): e.g. {"executioner.dev/sandbox": "true"} and matching tolerations.

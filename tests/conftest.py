@@ -7,6 +7,9 @@ Fixtures
 - stack_url (session): the same URL, for the browser tests.
 - api (function): an httpx.Client on the stack's API.
 - store (function): an ExecutionStore on the stack's Redis.
+- kubernetes_stack (session): worker + API on the Kubernetes backend, on the real
+  cluster, in a fresh sandbox namespace made from manifests/, the worker holding only
+  the RBAC manifests/rbac.yaml grants it.
 - run_code (function, parametrised over BACKENDS): run a program through the whole
   system (API, Redis, worker, sandbox) on each backend and return its document.
   A backend joins the shared behaviour and escape suites by adding its stack
@@ -22,8 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cluster.conftest import cluster_harness, kubeconfig  # noqa: F401 - the cluster fixtures, for every suite
 from executioner.store import ExecutionStore
-from helpers.stack import REPO, start_api, start_redis, start_worker, stop
+from helpers import kube
+from helpers.stack import REPO, run_program, start_api, start_redis, start_worker, stop
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +65,8 @@ class Stack:
     env: dict[str, str]
     logs: Path
     backend: str = "local"
+    kubeconfig: str | None = None
+    namespace: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +97,41 @@ def store(redis_url):
     store.redis.close()
 
 
-BACKENDS = ["local"]
+@pytest.fixture(scope="session")
+def sandbox_image(cluster_harness) -> str:  # noqa: F811
+    """The image built from sandbox-image/ with buildah, loaded into the cluster."""
+    return cluster_harness.build_image(REPO / "sandbox-image", REPO / "sandbox-image" / "Dockerfile", "executioner/sandbox:0.1.0")
+
+
+@pytest.fixture(scope="session")
+def kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
+    sandbox_namespace, home_namespace = kube.unique("exr-sandbox"), kube.unique("exr-home")
+    kube.create_sandbox_namespace(kubeconfig, sandbox_namespace)
+    logs = tmp_path_factory.mktemp("kubernetes-stack")
+    worker_kubeconfig = kube.component_kubeconfig(kubeconfig, "worker", sandbox_namespace, home_namespace, logs / "worker.kubeconfig")
+    redis_url, redis_process = start_redis(logs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+    env.update(
+        EXECUTIONER_REDIS_URL=redis_url,
+        EXECUTIONER_BACKEND="kubernetes",
+        EXECUTIONER_SANDBOX_NAMESPACE=sandbox_namespace,
+        EXECUTIONER_SANDBOX_IMAGE=sandbox_image,
+        EXECUTIONER_WORKER_CONCURRENCY="8",
+        EXECUTIONER_LEASE_SECONDS="5",
+        EXECUTIONER_SWEEP_INTERVAL_SECONDS="1",
+        EXECUTIONER_GRACE_SECONDS="10",
+        KUBECONFIG=worker_kubeconfig,
+    )
+    worker = start_worker(env, logs / "worker.log", name="kubernetes")
+    url, api_process = start_api(env, logs / "api.log")
+    yield Stack(url=url, env=env, logs=logs, backend="kubernetes", kubeconfig=kubeconfig, namespace=sandbox_namespace)
+    stop(api_process)
+    stop(worker)
+    stop(redis_process)
+    kube.delete_namespaces(kubeconfig, sandbox_namespace, home_namespace)
+
+
+BACKENDS = ["local", "kubernetes"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -102,20 +143,10 @@ def backend_stack(request):
 
 @pytest.fixture
 def run_code(backend_stack):
-    client = httpx.Client(base_url=backend_stack.url, timeout=120)
+    with httpx.Client(base_url=backend_stack.url, timeout=120) as client:
 
-    def run(code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128) -> dict:
-        response = client.post(
-            "/v1/executions",
-            params={"wait": 30},
-            json={"code": code, "stdin": stdin, "limits": {"timeout_seconds": timeout, "memory_mb": memory_mb}},
-        )
-        assert response.status_code in (200, 202), response.text
-        document = response.json()
-        while document["status"] in ("queued", "running"):
-            document = client.get(f"/v1/executions/{document['id']}", params={"wait": 30}).json()
-        return document
+        def run(code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128) -> dict:
+            return run_program(client, code, stdin, timeout, memory_mb)
 
-    run.stack = backend_stack
-    yield run
-    client.close()
+        run.stack = backend_stack
+        yield run

@@ -111,3 +111,17 @@ def kill_process_tree(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def run_program(client: httpx.Client, code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128) -> dict:
+    """Submit through the API and return the finished execution document."""
+    response = client.post(
+        "/v1/executions",
+        params={"wait": 30},
+        json={"code": code, "stdin": stdin, "limits": {"timeout_seconds": timeout, "memory_mb": memory_mb}},
+    )
+    assert response.status_code in (200, 202), response.text
+    document = response.json()
+    while document["status"] in ("queued", "running"):
+        document = client.get(f"/v1/executions/{document['id']}", params={"wait": 30}).json()
+    return document

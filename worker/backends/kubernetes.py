@@ -40,12 +40,16 @@ def job_name(execution_id: str) -> str:
     return f"exec-{execution_id}"
 
 
-def load_kubernetes_config() -> None:
-    """In-cluster credentials first, the kubeconfig (KUBECONFIG) as the fallback."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
+def kubernetes_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster credentials first, a kubeconfig (KUBECONFIG by default) as the fallback."""
+    if kubeconfig is None:
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass
+    return config.new_client_from_config(config_file=kubeconfig)
 
 
 def sandbox_labels(execution_id: str) -> dict[str, str]:
@@ -205,16 +209,33 @@ def outcome_from_pod(pod: client.V1Pod, logs: str | None, limits_memory_mb: int)
     return Outcome(status=Status.error, error=f"the sandbox ended without reporting a result{detail}")
 
 
+RETRYABLE_STATUSES = {409, 429, 500, 503, 504}
+
+
+def with_retries(call, *args, attempts: int = 6, **kwargs):
+    """Retry what the API server asks us to retry: ResourceQuota update conflicts under concurrent
+    creates, throttling and brief unavailability. An object that already exists is not retried."""
+    for attempt in range(attempts):
+        try:
+            return call(*args, **kwargs)
+        except ApiException as exc:
+            transient = exc.status in RETRYABLE_STATUSES and "AlreadyExists" not in (exc.body or "")
+            if not transient or attempt == attempts - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
 class KubernetesBackend:
     name = "kubernetes"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, api_client: client.ApiClient | None = None):
         self.settings = settings
         self.namespace = settings.sandbox_namespace
-        load_kubernetes_config()
-        self.core = client.CoreV1Api()
-        self.batch = client.BatchV1Api()
-        self.networking = client.NetworkingV1Api()
+        api_client = api_client or kubernetes_api_client()
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
 
@@ -224,10 +245,10 @@ class KubernetesBackend:
             return Outcome(status=Status.cancelled, error="cancelled by request")
         self.require_network_policy()
         manifest = build_sandbox_job(execution, self.settings)
-        job = self.batch.create_namespaced_job(self.namespace, manifest)
+        job = with_retries(self.batch.create_namespaced_job, self.namespace, manifest)
         manifest["metadata"]["uid"] = job.metadata.uid
         for secret in build_input_secrets(execution, manifest):
-            self.core.create_namespaced_secret(self.namespace, secret)
+            with_retries(self.core.create_namespaced_secret, self.namespace, secret)
         log.info("execution %s runs as job %s/%s", execution.id, self.namespace, job.metadata.name)
         return self.wait_for_outcome(execution)
 

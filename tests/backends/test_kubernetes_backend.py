@@ -1,0 +1,233 @@
+"""What only the Kubernetes backend does: Job spec, admission, fail-closed, cleanup, cancellation, failure reasons."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import yaml
+
+from executioner.models import Execution, Limits, Status
+from executioner.settings import Settings
+from executioner.store import utcnow
+from executioner.worker.backends.base import SandboxUnavailable
+from executioner.worker.backends.kubernetes import (
+    EXECUTION_LABEL,
+    KubernetesBackend,
+    build_sandbox_job,
+    kubernetes_api_client,
+)
+from helpers import kube
+from helpers.programs import new_marker, sleeper, wait_until
+from helpers.stack import run_program
+
+pytestmark = pytest.mark.cluster
+
+
+def execution(code: str = "print('hi')", stdin: str = "", timeout: float = 5, memory_mb: int = 128) -> Execution:
+    return Execution(
+        id=uuid.uuid4().hex, status=Status.running, created_at=utcnow(), backend="kubernetes",
+        limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb), code=code, stdin=stdin,
+    )
+
+
+def test_job_spec_is_locked_down():
+    settings = Settings(sandbox_image="executioner/sandbox:0.1.0", runtime_class_name="gvisor")
+    job = build_sandbox_job(execution(timeout=7, memory_mb=96), settings)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 7 + settings.grace_seconds
+    assert spec["ttlSecondsAfterFinished"] == settings.job_ttl_seconds
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    assert pod["runtimeClassName"] == "gvisor"
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    assert all("hostPath" not in volume for volume in pod["volumes"])
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65534
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False, "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"] == "96Mi"
+    assert "cpu" in container["resources"]["limits"]
+    tmp = next(volume for volume in pod["volumes"] if volume["name"] == "tmp")
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}
+    assert spec["template"]["metadata"]["labels"][EXECUTION_LABEL]
+
+
+def test_sandbox_pods_pass_restricted_admission(kubernetes_stack, kubeconfig):
+    job = build_sandbox_job(execution(), Settings(sandbox_image="executioner/sandbox:0.1.0"))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "admission-check"}, "spec": job["spec"]["template"]["spec"]}
+    result = kube.kubectl(kubeconfig, "create", "--dry-run=server", "-n", kubernetes_stack.namespace, "-f", "-",
+                          input=yaml.safe_dump(pod), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "violate" not in result.stderr and "Warning" not in result.stderr
+    labels = json.loads(kube.kubectl(kubeconfig, "get", "namespace", kubernetes_stack.namespace, "-o", "json").stdout)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def leftovers(stack, execution_id: str) -> list[str]:
+    found = kube.kubectl(stack.kubeconfig, "get", "jobs,pods,secrets", "-n", stack.namespace, "-l",
+                         f"{EXECUTION_LABEL}={execution_id}", "-o", "name").stdout
+    return found.split()
+
+
+@pytest.fixture
+def run_on_cluster(kubernetes_stack):
+    with httpx.Client(base_url=kubernetes_stack.url, timeout=120) as client:
+        yield lambda code, **kw: run_program(client, code, **kw)
+
+
+def test_nothing_is_left_once_the_result_is_recorded(kubernetes_stack, run_on_cluster):
+    doc = run_on_cluster("print('clean')")
+    assert doc["stdout"] == "clean\n"
+    assert wait_until(lambda: not leftovers(kubernetes_stack, doc["id"]), 30), leftovers(kubernetes_stack, doc["id"])
+
+
+def test_code_and_stdin_up_to_their_limits_arrive_whole_and_code_stays_out_of_logs(kubernetes_stack, run_on_cluster):
+    marker = new_marker("secret-code")
+    code = f"import sys, hashlib\ndata = sys.stdin.read()\nprint(len(data), hashlib.sha256(data.encode()).hexdigest()[:12])  # {marker}\n"
+    code += "#" * (64 * 1024 - len(code.encode()) - 1) + "\n"
+    stdin = ("0123456789abcdef" * 65536)[: 1024 * 1024]
+    doc = run_on_cluster(code, stdin=stdin, timeout=20)
+
+    assert doc["status"] == "succeeded", doc
+    assert doc["stdout"] == f"{len(stdin)} {hashlib.sha256(stdin.encode()).hexdigest()[:12]}\n"
+    for log in ("worker.log", "api.log"):
+        assert marker not in (kubernetes_stack.logs / log).read_text()
+
+
+def test_cancel_deletes_the_job(kubernetes_stack):
+    with httpx.Client(base_url=kubernetes_stack.url, timeout=60) as api:
+        doc = api.post("/v1/executions", json={"code": sleeper(new_marker("k8s-cancel")), "limits": {"timeout_seconds": 60}}).json()
+
+        def pod_running():
+            out = kube.kubectl(kubernetes_stack.kubeconfig, "get", "pods", "-n", kubernetes_stack.namespace, "-l",
+                               f"{EXECUTION_LABEL}={doc['id']}", "-o", "jsonpath={.items[*].status.phase}").stdout
+            return out == "Running"
+
+        assert wait_until(pod_running, 60)
+        response = api.delete(f"/v1/executions/{doc['id']}")
+        assert response.status_code == 200 and response.json()["status"] == "cancelled"
+        assert wait_until(lambda: not leftovers(kubernetes_stack, doc["id"]), 30), leftovers(kubernetes_stack, doc["id"])
+        assert api.get(f"/v1/executions/{doc['id']}").json()["status"] == "cancelled"
+
+
+def test_fail_closed_without_the_network_policy(kubernetes_stack):
+    stack = kubernetes_stack
+    policies = kube.kubectl(stack.kubeconfig, "get", "networkpolicy", "-n", stack.namespace, "-o", "yaml").stdout
+    kube.kubectl(stack.kubeconfig, "delete", "networkpolicy", "--all", "-n", stack.namespace)
+    try:
+        with httpx.Client(base_url=stack.url, timeout=60) as api:
+            doc = api.post("/v1/executions", params={"wait": 30}, json={"code": "print('must not run')"}).json()
+        assert doc["status"] == "error"
+        assert "NetworkPolicy" in doc["error"]
+        assert doc["stdout"] == ""
+        assert leftovers(stack, doc["id"]) == []
+    finally:
+        restored = yaml.safe_load(policies)
+        for item in restored["items"]:
+            for field in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+                item["metadata"].pop(field, None)
+        kube.kubectl(stack.kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(restored))
+
+
+def test_twenty_concurrent_executions(kubernetes_stack):
+    def run(i: int) -> dict:
+        with httpx.Client(base_url=kubernetes_stack.url, timeout=180) as api:
+            doc = api.post("/v1/executions", params={"wait": 30}, json={"code": f"print({i} * {i})", "limits": {"timeout_seconds": 10}}).json()
+            while doc["status"] in ("queued", "running"):
+                doc = api.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
+            return doc
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        documents = list(pool.map(run, range(20)))
+    assert [doc["status"] for doc in documents] == ["succeeded"] * 20, [d["error"] for d in documents if d["error"]]
+    assert [doc["stdout"] for doc in documents] == [f"{i * i}\n" for i in range(20)]
+
+
+@pytest.fixture
+def direct_backend(kubernetes_stack):
+    """The backend in this process, with the worker's own least-privilege credentials."""
+
+    def make(**overrides) -> KubernetesBackend:
+        settings = Settings(
+            **{
+                "sandbox_namespace": kubernetes_stack.namespace,
+                "sandbox_image": kubernetes_stack.env["EXECUTIONER_SANDBOX_IMAGE"],
+                **overrides,
+            }
+        )
+        return KubernetesBackend(settings, kubernetes_api_client(kubernetes_stack.env["KUBECONFIG"]))
+
+    return make
+
+
+def test_an_image_that_cannot_be_pulled_is_an_error_with_a_reason(direct_backend):
+    backend = direct_backend(sandbox_image="executioner/no-such-image:0.0.0")
+    job = execution()
+    try:
+        outcome = backend.run(job)
+    finally:
+        backend.cleanup(job.id)
+    assert outcome.status is Status.error
+    assert "executioner/no-such-image:0.0.0 cannot be pulled" in outcome.error
+
+
+def test_an_unschedulable_sandbox_is_an_error_with_a_reason(direct_backend):
+    backend = direct_backend(sandbox_node_selector={"executioner.dev/no-such-node": "true"}, schedule_timeout_seconds=3)
+    job = execution()
+    try:
+        outcome = backend.run(job)
+    finally:
+        backend.cleanup(job.id)
+    assert outcome.status is Status.error
+    assert "no node could run the sandbox" in outcome.error
+
+
+def test_a_deleted_pod_is_an_error_with_a_reason(direct_backend, kubernetes_stack):
+    backend = direct_backend()
+    job = execution("import time\ntime.sleep(30)", timeout=40)
+    selector = f"{EXECUTION_LABEL}={job.id}"
+
+    def delete_pod_when_running():
+        def running():
+            return kube.kubectl(kubernetes_stack.kubeconfig, "get", "pods", "-n", kubernetes_stack.namespace, "-l", selector,
+                                "-o", "jsonpath={.items[*].status.phase}").stdout == "Running"
+
+        if wait_until(running, 60):
+            kube.kubectl(kubernetes_stack.kubeconfig, "delete", "pods", "-n", kubernetes_stack.namespace, "-l", selector,
+                         "--grace-period=0", "--force")
+
+    deleter = threading.Thread(target=delete_pod_when_running)
+    deleter.start()
+    try:
+        started = time.monotonic()
+        outcome = backend.run(job)
+    finally:
+        deleter.join()
+        backend.cleanup(job.id)
+    assert outcome.status is Status.error
+    assert "deleted" in outcome.error
+    assert time.monotonic() - started < 30
+
+
+def test_a_namespace_without_the_policy_raises_before_creating_anything(direct_backend, kubernetes_stack):
+    namespace = kube.unique("exr-nopolicy")
+    kube.kubectl(kubernetes_stack.kubeconfig, "create", "namespace", namespace)
+    try:
+        backend = KubernetesBackend(Settings(sandbox_namespace=namespace), kubernetes_api_client(kubernetes_stack.kubeconfig))
+        with pytest.raises(SandboxUnavailable, match="no deny-all NetworkPolicy"):
+            backend.run(execution())
+        assert kube.kubectl(kubernetes_stack.kubeconfig, "get", "jobs", "-n", namespace, "-o", "name").stdout == ""
+    finally:
+        kube.delete_namespaces(kubernetes_stack.kubeconfig, namespace)

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # Finished Jobs are deleted as soon as their result is recorded; this TTL is the backstop.
     job_ttl_seconds: int = Field(300, ge=0)
     schedule_timeout_seconds: float = Field(60.0, gt=0)
+    # How often the operator sweeps the sandbox namespace for leftovers and lost executions.
+    gc_interval_seconds: float = Field(15.0, gt=0)
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -1,6 +1,8 @@
-"""The Celery application shared by the API (to enqueue) and the worker (to run)."""
+"""The Celery application shared by the API and the operator (to enqueue) and the worker (to run)."""
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 from celery import Celery
 
@@ -9,11 +11,20 @@ from executioner.worker.celery_config import celery_config
 
 RUN_EXECUTION = "executioner.run_execution"
 
-app = Celery("executioner")
-app.config_from_object(celery_config(get_settings()))
-app.conf.imports = ["executioner.worker.tasks"]  # loaded by workers only; the API enqueues by name
+
+@lru_cache
+def celery_for(redis_url: str) -> Celery:
+    """One Celery app per broker, configured from the settings in force when first asked for."""
+    celery = Celery("executioner")
+    celery.config_from_object(celery_config(get_settings().model_copy(update={"redis_url": redis_url})))
+    celery.conf.imports = ["executioner.worker.tasks"]  # loaded by workers only; others enqueue by name
+    return celery
+
+
+# What `celery -A executioner.worker.celery_app worker` runs.
+app = celery_for(get_settings().redis_url)
 
 
 def enqueue(execution_id: str) -> None:
     # The task id is the execution id, so the broker and the store name the same thing.
-    app.send_task(RUN_EXECUTION, args=[execution_id], task_id=execution_id)
+    celery_for(get_settings().redis_url).send_task(RUN_EXECUTION, args=[execution_id], task_id=execution_id)

@@ -10,10 +10,11 @@ from executioner.models import Execution, Outcome, Status
 from executioner.settings import Settings
 from executioner.store import ExecutionStore, utcnow
 from executioner.worker.active import ActiveExecutions
-from executioner.worker.backends.base import SandboxBackend, SandboxUnavailable
+from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxBackend, SandboxUnavailable
+
+__all__ = ["LOST_WORKER_REASON", "execute", "recover_lost_execution", "sweep_lost_executions"]
 
 log = logging.getLogger(__name__)
-LOST_WORKER_REASON = "the worker running this execution was lost before it finished; the result is unknown"
 
 
 def execute(
@@ -27,8 +28,7 @@ def execute(
         return "already_final"
     if execution.status is Status.running:
         # A redelivered message. If nobody holds the lease any more, its worker died mid-run.
-        if store.lease_holder(execution_id) is None:
-            store.finish(execution_id, Status.error, {"error": LOST_WORKER_REASON})
+        if store.lease_holder(execution_id) is None and recover_lost_execution(store, backend, execution):
             return "lost"
         return "duplicate"
     lease_owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
@@ -64,9 +64,25 @@ def _run(backend: SandboxBackend, execution: Execution) -> Outcome:
         return Outcome(status=Status.error, error=f"the sandbox backend failed: {exc}")
 
 
-def sweep_lost_executions(store: ExecutionStore) -> list[str]:
-    """End every `running` execution whose worker's lease has lapsed; returns their ids."""
-    lost = []
+def recover_lost_execution(store: ExecutionStore, backend: SandboxBackend, execution: Execution) -> bool:
+    """Resolve a `running` execution nobody holds: harvest its result where the backend still can,
+    end it as `error` otherwise. False while its sandbox may still finish by itself."""
+    try:
+        outcome = backend.recover(execution)
+    except Exception as exc:  # noqa: BLE001 - leave it for the next sweep
+        log.warning("cannot recover %s yet: %s", execution.id, exc)
+        return False
+    if outcome is None:
+        return False
+    recorded = store.finish(execution.id, outcome.status, outcome.model_dump(exclude={"status"}))
+    if recorded:
+        backend.cleanup(execution.id)
+    return recorded
+
+
+def sweep_lost_executions(store: ExecutionStore, backend: SandboxBackend) -> list[str]:
+    """Resolve every `running` execution whose worker's lease has lapsed; returns their ids."""
+    resolved = []
     for execution_id in store.running_ids():
         if store.lease_holder(execution_id) is not None:
             continue
@@ -74,6 +90,6 @@ def sweep_lost_executions(store: ExecutionStore) -> list[str]:
         if execution is None:
             store.redis.zrem(store.RUNNING_KEY, store.record_key(execution_id))
             continue
-        if store.finish(execution_id, Status.error, {"error": LOST_WORKER_REASON}):
-            lost.append(execution_id)
-    return lost
+        if execution.status is Status.running and recover_lost_execution(store, backend, execution):
+            resolved.append(execution_id)
+    return resolved

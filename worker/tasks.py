@@ -54,7 +54,7 @@ def start_sweeper(**_kwargs) -> None:
         stop = threading.Event()
         while not stop.wait(interval):
             try:
-                for execution_id in sweep_lost_executions(store()):
+                for execution_id in sweep_lost_executions(store(), backend()):
                     log.warning("execution %s lost its worker; ended as error", execution_id)
             except Exception:  # noqa: BLE001 - Redis hiccups must not kill the sweeper
                 log.exception("sweep failed")

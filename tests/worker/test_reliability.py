@@ -35,6 +35,9 @@ class CountingBackend:
     def cleanup(self, execution_id):
         pass
 
+    def recover(self, execution):
+        return Outcome(status=Status.error, error=LOST_WORKER_REASON)
+
 
 def test_a_duplicate_delivery_never_runs_code_twice(store):
     settings = Settings(lease_seconds=5)
@@ -66,7 +69,7 @@ def test_a_redelivered_task_runs_once_on_the_real_worker(stack, api):
 def test_sweep_ignores_executions_with_a_live_lease(store):
     execution_id = new_record(store).id
     store.transition(execution_id, Status.running, lease_owner="alive", lease_seconds=30)
-    assert execution_id not in sweep_lost_executions(store)
+    assert execution_id not in sweep_lost_executions(store, CountingBackend())
     assert store.get(execution_id).status is Status.running
     store.finish(execution_id, Status.cancelled)
 

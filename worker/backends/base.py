@@ -7,6 +7,9 @@ from typing import Protocol
 from executioner.models import Execution, Outcome
 
 
+LOST_WORKER_REASON = "the worker running this execution was lost before it finished; the result is unknown"
+
+
 class SandboxUnavailable(RuntimeError):
     """A protection the sandbox depends on is missing: refuse to run code (fail closed)."""
 
@@ -22,6 +25,9 @@ class SandboxBackend(Protocol):
 
     def cleanup(self, execution_id: str) -> None:
         """Remove whatever the execution left behind, once its result is recorded."""
+
+    def recover(self, execution: Execution) -> Outcome | None:
+        """The outcome of a `running` execution whose worker was lost, or None while it may still finish."""
 
 
 def create_backend(settings) -> SandboxBackend:

@@ -24,7 +24,7 @@ from urllib3.exceptions import ProtocolError
 from executioner.models import Execution, Outcome, Status
 from executioner.runner_protocol import CODE_PATH, INPUT_DIR, RUNNER_PATH, STDIN_PATH, EnvelopeError, parse_envelope, runner_args
 from executioner.settings import Settings
-from executioner.worker.backends.base import SandboxUnavailable
+from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +262,22 @@ class KubernetesBackend:
         with self._lock:
             self._cancelled.discard(execution_id)
         self.delete_job(execution_id)
+
+    def recover(self, execution: Execution) -> Outcome | None:
+        """Harvest the result of an execution whose worker died: the pod may have finished without it."""
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{EXECUTION_LABEL}={execution.id}").items
+        for pod in pods:
+            if pod_finished(pod) or sandbox_state(pod) and sandbox_state(pod).waiting:
+                outcome = outcome_from_pod(pod, self.read_logs(pod.metadata.name), execution.limits.memory_mb)
+                if outcome is not None:
+                    return outcome
+        if not pods and self.job_vanished(execution.id):
+            return Outcome(status=Status.error, error=LOST_WORKER_REASON)
+        started = (execution.started_at or execution.created_at).timestamp()
+        deadline = started + execution.limits.timeout_seconds + self.settings.grace_seconds + self.settings.schedule_timeout_seconds
+        if time.time() > deadline:
+            return Outcome(status=Status.error, error="the sandbox did not finish by its deadline and its worker was lost")
+        return None
 
     # Steps -----------------------------------------------------------------
     def require_network_policy(self) -> None:

@@ -28,7 +28,7 @@ from executioner.runner_protocol import (
     runner_source,
 )
 from executioner.settings import Settings
-from executioner.worker.backends.base import SandboxUnavailable
+from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
 from executioner.worker.backends.cgroups import SandboxCgroup, attach_self
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ class LocalBackend:
 
     def cleanup(self, execution_id: str) -> None:
         """Nothing outlives `run` here: the sandbox, its files and its cgroups are gone already."""
+
+    def recover(self, execution: Execution) -> Outcome | None:
+        # A local sandbox dies with its worker (--die-with-parent): nothing is left to harvest.
+        return Outcome(status=Status.error, error=LOST_WORKER_REASON)
 
     def _write_input(self, workdir: Path, execution: Execution) -> None:
         # The sandbox runs as another user: it needs to read these, never to write them.

@@ -1,0 +1,60 @@
+"""Garbage collection of the sandbox namespace, and recovery of executions whose worker died."""
+
+from __future__ import annotations
+
+import logging
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from executioner.store import ExecutionStore
+from executioner.worker.backends.kubernetes import EXECUTION_LABEL, SANDBOX_LABELS, KubernetesBackend
+from executioner.worker.executor import sweep_lost_executions
+
+log = logging.getLogger(__name__)
+SANDBOX_SELECTOR = ",".join(f"{key}={value}" for key, value in SANDBOX_LABELS.items())
+
+
+def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[str]]:
+    """One pass: resolve lost executions, then delete every sandbox object whose result is recorded.
+
+    Returns what it did, by kind, for logs and tests.
+    """
+    done: dict[str, list[str]] = {"recovered": sweep_lost_executions(store, backend), "jobs": [], "pods": [], "secrets": []}
+    namespace = backend.namespace
+    jobs = backend.batch.list_namespaced_job(namespace, label_selector=SANDBOX_SELECTOR).items
+    live_jobs = set()
+    for job in jobs:
+        execution_id = (job.metadata.labels or {}).get(EXECUTION_LABEL, "")
+        execution = store.get(execution_id) if execution_id else None
+        if execution is None or execution.status.terminal:
+            # Its result is recorded (or it belongs to nobody): it has nothing left to do.
+            _delete(backend.batch.delete_namespaced_job, job.metadata.name, namespace)
+            done["jobs"].append(job.metadata.name)
+        else:
+            live_jobs.add(job.metadata.name)
+    for pod in backend.core.list_namespaced_pod(namespace, label_selector=SANDBOX_SELECTOR).items:
+        if _owner_job(pod.metadata) not in live_jobs:
+            _delete(backend.core.delete_namespaced_pod, pod.metadata.name, namespace)
+            done["pods"].append(pod.metadata.name)
+    for secret in backend.core.list_namespaced_secret(namespace, label_selector=SANDBOX_SELECTOR).items:
+        if _owner_job(secret.metadata) not in live_jobs:
+            _delete(backend.core.delete_namespaced_secret, secret.metadata.name, namespace)
+            done["secrets"].append(secret.metadata.name)
+    return done
+
+
+def _owner_job(metadata: client.V1ObjectMeta) -> str | None:
+    for owner in metadata.owner_references or []:
+        if owner.kind == "Job":
+            return owner.name
+    # A pod's Job is also named by its job-name label.
+    return (metadata.labels or {}).get("job-name")
+
+
+def _delete(call, name: str, namespace: str) -> None:
+    try:
+        call(name, namespace, propagation_policy="Background", grace_period_seconds=0)
+    except ApiException as exc:
+        if exc.status != 404:
+            log.warning("could not delete %s/%s: %s", namespace, name, exc.reason)

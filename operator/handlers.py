@@ -1,0 +1,151 @@
+"""Kopf handlers: ExecutionRequest in, execution out, status mirrored, sandbox namespace kept clean.
+
+An ExecutionRequest is submitted through the same pipeline as the API
+(`executioner.submission.submit`), so it is an execution like any other: the
+workers run it, and this operator only translates and tidies up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import lru_cache
+
+import kopf
+from kubernetes import client
+
+from executioner.models import Limits, Status
+from executioner.operator.cleanup import sweep
+from executioner.operator.status import FINAL_PHASES, status_of
+from executioner.settings import get_settings
+from executioner.store import ExecutionStore
+from executioner.submission import EnqueueFailed, submit
+from executioner.worker.backends.kubernetes import KubernetesBackend, kubernetes_api_client
+
+GROUP, VERSION, PLURAL = "executioner.dev", "v1alpha1", "executionrequests"
+FINALIZER = "executioner.dev/cancel-execution"
+MIRROR_WAIT_SECONDS = 2.0
+log = logging.getLogger(__name__)
+# Blocking Redis and Kubernetes calls run here, never on the event loop.
+_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="executioner-operator")
+
+
+@lru_cache
+def store() -> ExecutionStore:
+    settings = get_settings()
+    return ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+
+
+@lru_cache
+def kube() -> client.ApiClient:
+    return kubernetes_api_client()
+
+
+@lru_cache
+def backend() -> KubernetesBackend:
+    return KubernetesBackend(get_settings(), kube())
+
+
+async def blocking(function, *args):
+    return await asyncio.get_running_loop().run_in_executor(_threads, function, *args)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.watching.connect_timeout = 10
+    settings.execution.max_workers = 16
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="executioner.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="executioner.dev", key="last-handled")
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+async def submit_execution(spec, status, name, namespace, patch, **_) -> None:
+    if status.get("executionId"):
+        return  # already submitted (the handler is retried only if it failed before recording this)
+    limits = spec.get("limits") or {}
+    try:
+        execution = await blocking(
+            lambda: submit(
+                store(),
+                get_settings(),
+                owner=f"k8s:{namespace}/{name}",
+                code=spec["code"],
+                stdin=spec.get("stdin", ""),
+                limits=Limits(timeout_seconds=limits.get("timeoutSeconds", 5), memory_mb=limits.get("memoryMb", 128)),
+            )
+        )
+    except EnqueueFailed as exc:
+        raise kopf.TemporaryError(f"the execution could not be queued: {exc}", delay=5) from exc
+    except ValueError as exc:  # limits outside what this deployment allows
+        raise kopf.PermanentError(f"invalid spec: {exc}") from exc
+    patch.status.update(status_of(execution, now()))
+    log.info("ExecutionRequest %s/%s is execution %s", namespace, name, execution.id)
+
+
+@kopf.daemon(
+    GROUP, VERSION, PLURAL,
+    when=lambda status, **_: bool(status.get("executionId")) and status.get("phase") not in FINAL_PHASES,
+    cancellation_timeout=5,
+)
+async def mirror_status(status, name, namespace, stopped, **_) -> None:
+    """Follow the execution and copy every change into the resource's status until it is final."""
+    execution_id = status["executionId"]
+    phase = status.get("phase")
+    while not stopped:
+        execution = await blocking(store().wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
+        if execution is None:
+            await blocking(patch_status, namespace, name, {"phase": "Error", "error": "the execution record expired or vanished"})
+            return
+        document = status_of(execution, now())
+        if document["phase"] != phase or execution.status.terminal:
+            await blocking(patch_status, namespace, name, document)
+            phase = document["phase"]
+        if execution.status.terminal:
+            return
+
+
+def patch_status(namespace: str, name: str, status: dict) -> None:
+    client.CustomObjectsApi(kube()).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+    )
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def cancel_execution(status, name, namespace, **_) -> None:
+    """Deleting the resource cancels its execution; the worker then stops the sandbox."""
+    execution_id = status.get("executionId")
+    if execution_id and await blocking(store().finish, execution_id, Status.cancelled, {"error": "cancelled: the ExecutionRequest was deleted"}):
+        log.info("cancelled execution %s of deleted %s/%s", execution_id, namespace, name)
+
+
+@kopf.on.startup()
+async def start_garbage_collector(memo: kopf.Memo, **_) -> None:
+    memo.collector = asyncio.create_task(collect_garbage_forever())
+
+
+@kopf.on.cleanup()
+async def stop_garbage_collector(memo: kopf.Memo, **_) -> None:
+    memo.collector.cancel()
+
+
+async def collect_garbage_forever() -> None:
+    interval = get_settings().gc_interval_seconds
+    while True:
+        try:
+            done = await blocking(sweep, store(), backend())
+            if any(done.values()):
+                log.info("sweep: %s", {kind: len(items) for kind, items in done.items() if items})
+        except Exception:  # noqa: BLE001 - one failed pass must not end collection
+            log.exception("sweep failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,172 @@
+"""`kubectl apply` an ExecutionRequest and read the result, on the real cluster with the real operator and worker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+
+import pytest
+import yaml
+
+from executioner.models import Execution, Limits, Status
+from executioner.settings import Settings
+from executioner.store import ExecutionStore, utcnow
+from executioner.worker.backends.kubernetes import EXECUTION_LABEL, build_input_secrets, build_sandbox_job
+from helpers import kube
+from helpers.operator import operator_env, operator_running
+from helpers.programs import new_marker, sleeper, wait_until
+from helpers.stack import kill_process_tree, start_redis, start_worker, stop
+
+pytestmark = pytest.mark.cluster
+
+
+def request(name: str, code: str, stdin: str = "", **limits) -> str:
+    spec = {"code": code, "stdin": stdin}
+    if limits:
+        spec["limits"] = limits
+    return yaml.safe_dump({"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest", "metadata": {"name": name}, "spec": spec})
+
+
+def apply(kubeconfig, namespace, manifest, check=True):
+    return kube.kubectl(kubeconfig, "apply", "-n", namespace, "-f", "-", input=manifest, check=check)
+
+
+def wait_phase(kubeconfig, namespace, name, phase, timeout=90) -> dict:
+    kube.kubectl(kubeconfig, "wait", "-n", namespace, f"exr/{name}", f"--for=jsonpath={{.status.phase}}={phase}", f"--timeout={timeout}s")
+    return json.loads(kube.kubectl(kubeconfig, "get", "-n", namespace, f"exr/{name}", "-o", "json").stdout)
+
+
+def test_apply_with_stdin_ends_succeeded_with_the_output(operator, kubeconfig, user_namespace):
+    code = "import sys\nname = sys.stdin.read().strip()\nprint(f'hello, {name}')"
+    apply(kubeconfig, user_namespace, request("hello", code, stdin="kubernetes\n"))
+    resource = wait_phase(kubeconfig, user_namespace, "hello", "Succeeded")
+    status = resource["status"]
+    assert status["stdout"] == "hello, kubernetes\n"
+    assert status["exitCode"] == 0
+    assert len(status["executionId"]) == 32
+    assert status["startedAt"] and status["finishedAt"] and status["durationMs"] >= 0
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert complete["status"] == "True" and complete["reason"] == "Succeeded"
+    table = kube.kubectl(kubeconfig, "get", "exr", "-n", user_namespace).stdout
+    assert table.split("\n")[0].split()[:4] == ["NAME", "PHASE", "EXIT", "DURATION"]
+    assert table.split("\n")[1].split()[:3] == ["hello", "Succeeded", "0"]
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "phase", "exit_code"),
+    [
+        ("import sys\nprint('bad')\nsys.exit(3)", {}, "Failed", 3),
+        ("import time\ntime.sleep(30)", {"timeoutSeconds": 1}, "TimedOut", None),
+        ("x = []\nwhile True:\n    x.append(bytearray(8 << 20))", {"memoryMb": 64}, "MemoryExceeded", None),
+    ],
+    ids=["failure", "timeout", "memory"],
+)
+def test_outcomes_map_to_phases(operator, kubeconfig, user_namespace, code, limits, phase, exit_code):
+    apply(kubeconfig, user_namespace, request("outcome", code, **limits))
+    status = wait_phase(kubeconfig, user_namespace, "outcome", phase)["status"]
+    if exit_code is not None:
+        assert status["exitCode"] == exit_code
+    else:
+        assert status["error"]
+
+
+def test_deleting_the_resource_cancels_the_execution(operator, kubeconfig, user_namespace, kubernetes_stack):
+    apply(kubeconfig, user_namespace, request("long", sleeper(new_marker("exr-cancel")), timeoutSeconds=60))
+    status = wait_phase(kubeconfig, user_namespace, "long", "Running")["status"]
+    execution_id = status["executionId"]
+    kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/long", "--timeout=60s")
+    store = ExecutionStore.from_url(kubernetes_stack.env["EXECUTIONER_REDIS_URL"], 3600)
+    assert store.get(execution_id).status is Status.cancelled
+
+    def sandbox_gone():
+        return kube.kubectl(kubeconfig, "get", "jobs,pods", "-n", kubernetes_stack.namespace, "-l",
+                            f"{EXECUTION_LABEL}={execution_id}", "-o", "name").stdout == ""
+
+    assert wait_until(sandbox_gone, 30)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"stdin": "x"}, "spec.code: Required value"),
+        ({"code": ""}, "spec.code"),
+        ({"code": "#" * 65537}, "spec.code: Too long"),
+        ({"code": "print(1)", "limits": {"timeoutSeconds": 61}}, "spec.limits.timeoutSeconds"),
+        ({"code": "print(1)", "limits": {"timeoutSeconds": 0}}, "spec.limits.timeoutSeconds"),
+        ({"code": "print(1)", "limits": {"memoryMb": 8}}, "spec.limits.memoryMb"),
+        ({"code": "print(1)", "limits": {"memoryMb": "lots"}}, "spec.limits.memoryMb"),
+        ({"code": "print(1)", "language": "ruby"}, "unknown field"),
+    ],
+    ids=["no-code", "empty-code", "code-too-long", "timeout-too-long", "timeout-zero", "memory-too-small", "memory-not-a-number", "unknown-field"],
+)
+def test_invalid_specs_are_rejected_by_the_api_server(crd, kubeconfig, user_namespace, spec, message):
+    manifest = yaml.safe_dump({"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest", "metadata": {"name": "bad"}, "spec": spec})
+    result = apply(kubeconfig, user_namespace, manifest, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_spec_is_immutable(crd, kubeconfig, user_namespace):
+    apply(kubeconfig, user_namespace, request("fixed", "print(1)"))
+    result = apply(kubeconfig, user_namespace, request("fixed", "print(2)"), check=False)
+    assert result.returncode != 0
+    assert "spec is immutable" in result.stderr
+
+
+def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(crd, kubeconfig, user_namespace, kubernetes_stack, operator_kubeconfig, tmp_path):
+    """The worker dies while the sandbox pod runs; the pod finishes anyway and the operator records its result."""
+    redis_url, redis_process = start_redis(tmp_path)
+    env = {**kubernetes_stack.env, "EXECUTIONER_REDIS_URL": redis_url, "EXECUTIONER_LEASE_SECONDS": "2"}
+    worker = start_worker(env, tmp_path / "worker.log", name="doomed")
+    try:
+        with operator_running(operator_env(kubernetes_stack, operator_kubeconfig, EXECUTIONER_REDIS_URL=redis_url)):
+            code = textwrap.dedent(
+                """
+                import time
+                time.sleep(6)
+                print("finished without its worker")
+                """
+            )
+            apply(kubeconfig, user_namespace, request("orphaned", code, timeoutSeconds=30))
+            execution_id = wait_phase(kubeconfig, user_namespace, "orphaned", "Running")["status"]["executionId"]
+
+            def pod_running():
+                return kube.kubectl(kubeconfig, "get", "pods", "-n", kubernetes_stack.namespace, "-l", f"{EXECUTION_LABEL}={execution_id}",
+                                    "-o", "jsonpath={.items[*].status.phase}").stdout == "Running"
+
+            assert wait_until(pod_running, 60)
+            kill_process_tree(worker)
+            status = wait_phase(kubeconfig, user_namespace, "orphaned", "Succeeded", timeout=90)["status"]
+            assert status["stdout"] == "finished without its worker\n"
+            assert wait_until(lambda: kube.kubectl(kubeconfig, "get", "jobs", "-n", kubernetes_stack.namespace, "-l",
+                                                   f"{EXECUTION_LABEL}={execution_id}", "-o", "name").stdout == "", 30)
+    finally:
+        stop(worker)
+        stop(redis_process)
+
+
+def test_the_sweep_removes_planted_leftovers(operator, kubeconfig, kubernetes_stack):
+    """A Job of an execution nobody knows, a pod without its Job, and a Secret without its Job all go."""
+    namespace = kubernetes_stack.namespace
+    ghost = Execution(id=new_marker("ghost").replace("ghost-", ""), status=Status.running, created_at=utcnow(),
+                      backend="kubernetes", limits=Limits(timeout_seconds=30, memory_mb=64), code="import time\ntime.sleep(30)")
+    settings = Settings(sandbox_image=kubernetes_stack.env["EXECUTIONER_SANDBOX_IMAGE"])
+    job = build_sandbox_job(ghost, settings)
+    kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
+    orphan_id = new_marker("orphan").replace("orphan-", "")
+    orphan = build_sandbox_job(ghost.model_copy(update={"id": orphan_id}), settings)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"stray-{orphan_id[:8]}", "labels": orphan["spec"]["template"]["metadata"]["labels"]},
+           "spec": {**orphan["spec"]["template"]["spec"], "volumes": [v for v in orphan["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp"]}}
+    pod["spec"]["containers"] = [{**pod["spec"]["containers"][0], "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}]
+    kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(pod))
+    secret = build_input_secrets(ghost.model_copy(update={"id": orphan_id}), {"metadata": {"name": f"exec-{orphan_id}", "uid": "0"}})[0]
+    secret["metadata"].pop("ownerReferences")
+    kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(secret))
+
+    def leftovers():
+        return kube.kubectl(kubeconfig, "get", "jobs,pods,secrets", "-n", namespace, "-l",
+                            f"{EXECUTION_LABEL} in ({ghost.id},{orphan_id})", "-o", "name").stdout.split()
+
+    assert len(leftovers()) >= 3
+    assert wait_until(lambda: leftovers() == [], 60), leftovers()

@@ -38,7 +38,7 @@ frontend/dist/index.html: $(FRONTEND_SOURCES) frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
 	touch $@
 
-up: deps venv frontend  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
+up: deps venv frontend $(if $(filter kubernetes,$(EXECUTIONER_BACKEND)),sandbox-image)  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
 	$(BIN)/executioner up
 
 test: deps browser-deps venv frontend  ## every test: unit, integration, security, browser and the real cluster

@@ -148,6 +148,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             wait_for_port(port, redis)
             env["EXECUTIONER_REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
             print(f"executioner: started a private redis-server on 127.0.0.1:{port}", flush=True)
+        if settings.backend == "kubernetes":
+            from executioner.operator.prerequisites import ensure_prerequisites
+            from executioner.worker.backends.kubernetes import kubernetes_api_client
+
+            for created in ensure_prerequisites(kubernetes_api_client(), settings.sandbox_namespace):
+                print(f"executioner: created {created}", flush=True)
         python = sys.executable
         executioner = [python, "-m", "executioner.cli"]
         children.append(subprocess.Popen([*executioner, "worker", "--log-level", args.log_level], env=env))

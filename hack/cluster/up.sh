@@ -38,8 +38,9 @@ if [ ! -f "$STATE/host-settings.orig" ]; then
 fi
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 net.ipv4.ip_forward=1
 # Only local traffic: pods may talk to each other and to this host, never leave it (forwarding out of the bridge).
-iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j DROP -m comment --comment executioner-cluster 2>/dev/null ||
-  iptables -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -j DROP -m comment --comment executioner-cluster
+# The guard sits in mangle/FORWARD, which runs before filter/FORWARD where kube-proxy and kube-router put ACCEPTs.
+iptables -t mangle -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment executioner-cluster -j DROP 2>/dev/null ||
+  iptables -t mangle -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment executioner-cluster -j DROP
 
 # ---------------------------------------------------------------- PKI
 PKI="$STATE/pki"

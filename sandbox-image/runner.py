@@ -21,7 +21,9 @@ import selectors
 import signal
 import sys
 import time
+import types
 from types import SimpleNamespace
+from typing import NoReturn
 
 ENVELOPE_VERSION = 1
 PR_SET_DUMPABLE = 4
@@ -41,7 +43,6 @@ OOM_COUNTER_FILES = (
 OPTIONS = {
     "--code": str,  # path of the Python program (required)
     "--stdin": str,  # path of the file fed to the program's stdin
-    "--python": str,
     "--timeout": float,  # wall-clock seconds (required)
     "--memory-mb": int,  # (required)
     "--output-limit": int,  # bytes kept per stream
@@ -53,7 +54,7 @@ OPTIONS = {
 # Enforce memory with RLIMIT_AS, when no memory cgroup contains the sandbox.
 FLAGS = {"--memory-rlimit"}
 DEFAULTS = {
-    "stdin": None, "python": "python3", "output_limit": 65536, "max_processes": 0,
+    "stdin": None, "output_limit": 65536, "max_processes": 0,
     "max_file_bytes": 16 * 1024 * 1024, "max_open_files": 256, "workdir": "/tmp", "memory_rlimit": False,
 }
 REQUIRED = ("code", "timeout", "memory_mb")
@@ -62,7 +63,6 @@ REQUIRED = ("code", "timeout", "memory_mb")
 class Options(SimpleNamespace):
     code: str
     stdin: str | None
-    python: str
     timeout: float
     memory_mb: int
     memory_rlimit: bool
@@ -93,12 +93,16 @@ def parse_args(argv: list[str]) -> Options:
     return Options(**values)
 
 
-def make_undumpable() -> None:
-    """Keep same-UID processes out of /proc/<runner>/fd and ptrace."""
+def _set_dumpable(value: int) -> None:
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def make_undumpable() -> None:
+    """Keep same-UID processes out of /proc/<runner>/fd and ptrace."""
+    _set_dumpable(0)
 
 
 def read_oom_kills() -> int | None:
@@ -142,9 +146,13 @@ class Stream:
 
 
 def child_setup(args: Options) -> None:
-    """Runs in the forked child before exec: limits that only the user program gets."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT):
+    """Runs in the forked child: limits that only the user program gets."""
+    # The dispositions a fresh interpreter starts with.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     cpu = int(args.timeout) + 2
     limits = [
         (resource.RLIMIT_CORE, 0),
@@ -163,6 +171,74 @@ def child_setup(args: Options) -> None:
             f.write("1000")
     except OSError:
         pass
+
+
+def become_program(path: str, env: dict[str, str]) -> NoReturn:
+    """Run the program in this forked child as `python3 -I -u PATH` would, without starting a second
+    interpreter (that would double every execution's start-up cost): a fresh __main__, site loaded,
+    unbuffered stdio, and tracebacks and exit statuses exactly as Python reports them."""
+    import builtins
+    import io
+    import site
+
+    os.environ.clear()
+    os.environ.update(env)
+    _set_dumpable(1)  # the program's own /proc/self behaves normally; the runner stays undumpable
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    sys.argv = [path]
+    site.main()
+    main = types.ModuleType("__main__")
+    main.__dict__.update({"__file__": path, "__builtins__": builtins, "__cached__": None})
+    sys.modules["__main__"] = main
+    status = 0
+    try:
+        with open(path, "rb") as source:
+            text = source.read()
+    except OSError as exc:
+        print(f"python3: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}", file=sys.stderr)
+        os._exit(2)
+    try:
+        exec(compile(text, path, "exec"), main.__dict__)
+    except SystemExit as exc:
+        status = _exit_status(exc)
+    except BaseException as exc:  # noqa: BLE001 - report it the way the interpreter would
+        exc = exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None)  # hide this frame
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        status = 1
+    status = _finalize(status)
+    os._exit(status)
+
+
+def _exit_status(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _finalize(status: int) -> int:
+    """What interpreter shutdown does: join non-daemon threads, then run atexit handlers."""
+    try:
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+    except SystemExit as exc:
+        status = _exit_status(exc)
+    except BaseException as exc:  # noqa: BLE001
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    return status
 
 
 def kill_everything(child_pid: int) -> None:
@@ -197,8 +273,8 @@ def run(args: Options) -> dict:
     oom_before = read_oom_kills()
     workdir = args.workdir if os.path.isdir(args.workdir) else "/"
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
-    argv = [args.python, "-I", "-u", os.path.abspath(args.code)]
 
+    program = os.path.abspath(args.code)
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
@@ -210,7 +286,7 @@ def run(args: Options) -> dict:
             os.closerange(3, 65536)
             os.chdir(workdir)
             child_setup(args)
-            os.execve(args.python if os.sep in args.python else _which(args.python), argv, env)
+            become_program(program, env)
         except BaseException as exc:  # noqa: BLE001 - report and die, never return into the runner
             os.write(2, f"sandbox runner: cannot start the program: {exc}\n".encode())
         os._exit(127)
@@ -290,14 +366,6 @@ def _ends_with_memory_error(stderr_tail: bytes) -> bool:
     """Python's last word when an allocation fails under RLIMIT_AS."""
     lines = stderr_tail.rstrip(b"\n").split(b"\n")
     return lines[-1].startswith(b"MemoryError")
-
-
-def _which(name: str) -> str:
-    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
-        candidate = os.path.join(directory, name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return name
 
 
 def _decode_wait_status(wait_status: int | None) -> tuple[int | None, str | None]:

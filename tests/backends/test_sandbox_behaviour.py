@@ -62,3 +62,31 @@ def test_memory_within_the_limit_is_fine(run_code):
 def test_small_output_is_not_truncated(run_code):
     doc = run_code("print('x' * 1000)")
     assert doc["stdout_truncated"] is False and doc["stderr_truncated"] is False
+
+
+def test_the_program_runs_like_a_python_script(run_code):
+    doc = run_code(
+        program(
+            """
+            import pickle, sys, threading, time, atexit
+            class Point:
+                pass
+            print(__name__, __file__, sys.argv, len(pickle.dumps(Point())) > 0)
+            atexit.register(lambda: print("atexit ran"))
+            threading.Thread(target=lambda: (time.sleep(0.2), print("thread finished"))).start()
+            exit(5)
+            """
+        )
+    )
+    assert doc["status"] == "failed" and doc["exit_code"] == 5
+    assert doc["stdout"] == "__main__ /sandbox/main.py ['/sandbox/main.py'] True\nthread finished\natexit ran\n"
+
+
+def test_tracebacks_and_syntax_errors_show_only_the_program(run_code):
+    doc = run_code("x = 1\nprint(x +)\n")
+    assert doc["status"] == "failed" and doc["exit_code"] == 1
+    assert doc["stderr"].startswith('  File "/sandbox/main.py", line 2')
+    assert "SyntaxError" in doc["stderr"] and "runner" not in doc["stderr"]
+    doc = run_code("import json\njson.loads('{')")
+    assert doc["stderr"].startswith('Traceback (most recent call last):\n  File "/sandbox/main.py", line 2, in <module>')
+    assert "runner" not in doc["stderr"]

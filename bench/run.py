@@ -94,6 +94,7 @@ def free_port() -> int:
 def start_stack(port: int, workdir: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
     env["EXECUTIONER_PORT"] = str(port)
+    env["EXECUTIONER_RATE_LIMIT_PER_MINUTE"] = "0"  # the benchmark measures the engine, not the admission limits
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("executioner")), "up", "--log-level", "WARNING"],
         env=env, stdout=open(workdir / "stack.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,

@@ -14,16 +14,18 @@ Standard library only: the sandbox image has nothing else.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
-import selectors
-import signal
+import select
 import sys
 import time
 import types
 from types import SimpleNamespace
-from typing import NoReturn
+
+# Every execution pays the runner's start-up, so it imports only C modules where it can:
+# `signal` and `json` would pull in enum and re and double the import time.
+import _signal as signal
+from _json import encode_basestring_ascii as json_string
 
 ENVELOPE_VERSION = 1
 PR_SET_DUMPABLE = 4
@@ -173,10 +175,10 @@ def child_setup(args: Options) -> None:
         pass
 
 
-def become_program(path: str, env: dict[str, str]) -> NoReturn:
+def become_program(path: str, env: dict[str, str]) -> None:
     """Run the program in this forked child as `python3 -I -u PATH` would, without starting a second
     interpreter (that would double every execution's start-up cost): a fresh __main__, site loaded,
-    unbuffered stdio, and tracebacks and exit statuses exactly as Python reports them."""
+    unbuffered stdio, and tracebacks and exit statuses exactly as Python reports them. Never returns."""
     import builtins
     import io
     import site
@@ -295,12 +297,12 @@ def run(args: Options) -> dict:
     os.close(out_w)
     os.close(err_w)
     streams = {out_r: Stream(out_r, args.output_limit), err_r: Stream(err_r, args.output_limit)}
-    selector = selectors.DefaultSelector()
+    poller = select.epoll()
     for fd in streams:
         os.set_blocking(fd, False)
-        selector.register(fd, selectors.EVENT_READ)
+        poller.register(fd, select.EPOLLIN)
     pidfd = os.pidfd_open(pid)
-    selector.register(pidfd, selectors.EVENT_READ)
+    poller.register(pidfd, select.EPOLLIN)
 
     deadline = started + args.timeout
     wait_status: int | None = None
@@ -314,21 +316,21 @@ def run(args: Options) -> dict:
             if wait_status is None:
                 timed_out = True
                 kill_everything(pid)
-                selector.unregister(pidfd)
+                poller.unregister(pidfd)
                 _, wait_status = os.waitpid(pid, 0)
                 drain_deadline = time.monotonic() + 1.0
                 continue
             break  # pipes still open after everything was killed: give up on them
-        for key, _ in selector.select(timeout=min(limit - now, 1.0)):
-            if key.fd == pidfd:
-                selector.unregister(pidfd)
+        for fd, _ in poller.poll(min(limit - now, 1.0)):
+            if fd == pidfd:
+                poller.unregister(pidfd)
                 _, wait_status = os.waitpid(pid, 0)
                 # The program is done: nothing it started may outlive it.
                 kill_everything(pid)
                 drain_deadline = time.monotonic() + 1.0
-            elif not streams[key.fd].read():
-                selector.unregister(key.fd)
-                open_pipes.discard(key.fd)
+            elif not streams[fd].read():
+                poller.unregister(fd)
+                open_pipes.discard(fd)
     duration_ms = int((time.monotonic() - started) * 1000)
     kill_everything(pid)
     reap_all()
@@ -368,16 +370,34 @@ def _ends_with_memory_error(stderr_tail: bytes) -> bool:
     return lines[-1].startswith(b"MemoryError")
 
 
+SIGNAL_NAMES = {
+    getattr(signal, name): name
+    for name in dir(signal)
+    if name.startswith("SIG") and not name.startswith(("SIG_", "SIGRT")) and name not in ("SIGIOT", "SIGCLD", "SIGPOLL")
+}
+
+
+def to_json(value: object) -> str:
+    """JSON for the envelope's simple values (the json module costs more to import than the rest)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json_string(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json_string(key)}:{to_json(item)}" for key, item in value.items()) + "}"
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
 def _decode_wait_status(wait_status: int | None) -> tuple[int | None, str | None]:
     if wait_status is None:
         return None, None
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        return 128 + sig, name
+        return 128 + sig, SIGNAL_NAMES.get(sig, f"signal {sig}")
     return os.WEXITSTATUS(wait_status), None
 
 
@@ -392,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         envelope = run(args)
     except Exception as exc:  # noqa: BLE001 - the envelope must say what broke
         envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": f"sandbox runner failed: {exc!r}"}
-    line = (json.dumps(envelope, separators=(",", ":")) + "\n").encode()
+    line = (to_json(envelope) + "\n").encode()
     view = memoryview(line)
     while view:
         view = view[os.write(1, view):]

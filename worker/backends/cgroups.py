@@ -101,14 +101,3 @@ def _remove(directories: list[Path]) -> None:
                 if exc.errno != errno.EBUSY:
                     break
                 time.sleep(0.01)
-
-
-def attach_self(procs_files: list[str]) -> None:
-    """Move the calling process into the cgroups. Safe to call between fork and exec."""
-    pid = str(os.getpid()).encode()
-    for path in procs_files:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, pid)
-        finally:
-            os.close(fd)

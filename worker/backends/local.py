@@ -10,6 +10,7 @@ memory and pids cgroups; otherwise the runner falls back to rlimits.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -29,7 +30,7 @@ from executioner.runner_protocol import (
 )
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
-from executioner.worker.backends.cgroups import SandboxCgroup, attach_self
+from executioner.worker.backends.cgroups import SandboxCgroup
 
 log = logging.getLogger(__name__)
 OOM_FILE_IN_SANDBOX = "/run/executioner"
@@ -83,6 +84,48 @@ class LocalBackend:
         if process and process.poll() is None:
             process.kill()  # bwrap --die-with-parent takes the whole sandbox down with it
 
+    def _spawn(self, argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin"},
+        )
+
+    def _spawn_in_cgroup(self, argv: list[str], cgroup: SandboxCgroup) -> subprocess.Popen:
+        """Start bubblewrap held at --block-fd, move its sandbox process into the cgroups, then release it,
+        so everything the sandbox ever runs is inside them."""
+        info_read, info_write = os.pipe()
+        block_read, block_write = os.pipe()
+        gated = [argv[0]] if argv[0] != "setpriv" else argv[: argv.index("--") + 2]
+        rest = argv[len(gated):]
+        try:
+            process = self._spawn(
+                [*gated, "--info-fd", str(info_write), "--block-fd", str(block_read), *rest],
+                pass_fds=(info_write, block_read),
+            )
+        finally:
+            os.close(info_write)
+            os.close(block_read)
+        try:
+            with os.fdopen(info_read, "rb") as info:
+                child = json.loads(info.read() or b"{}").get("child-pid")
+            if child is None:
+                raise SandboxUnavailable("bubblewrap did not start its sandbox")
+            for procs_file in cgroup.procs_files():
+                with open(procs_file, "w") as f:
+                    f.write(str(child))
+            os.write(block_write, b"\n")
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            os.close(block_write)
+        return process
+
     def cleanup(self, execution_id: str) -> None:
         """Nothing outlives `run` here: the sandbox, its files and its cgroups are gone already."""
 
@@ -133,27 +176,16 @@ class LocalBackend:
         return argv
 
     def _run_sandbox(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> Outcome:
-        procs_files = cgroup.procs_files() if cgroup else []
-        drop_to = (self.settings.sandbox_uid, self.settings.sandbox_gid) if os.geteuid() == 0 else None
-
-        def enter_sandbox_context() -> None:
-            # Between fork and exec: join the cgroups while still root, then drop root for good.
-            attach_self(procs_files)
-            if drop_to:
-                uid, gid = drop_to
-                os.setgroups([])
-                os.setresgid(gid, gid, gid)
-                os.setresuid(uid, uid, uid)
-
-        process = subprocess.Popen(
-            self.command(bwrap, workdir, execution, cgroup),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            preexec_fn=enter_sandbox_context,
-            cwd="/",
-            env={"PATH": "/usr/bin:/bin"},
-        )
+        argv = self.command(bwrap, workdir, execution, cgroup)
+        if os.geteuid() == 0:
+            # bubblewrap itself runs as the unprivileged sandbox user. setpriv rather than a
+            # preexec_fn: Python then spawns with vfork, about 10 ms faster per execution.
+            s = self.settings
+            argv = ["setpriv", f"--reuid={s.sandbox_uid}", f"--regid={s.sandbox_gid}", "--clear-groups", "--", *argv]
+        if cgroup is None:
+            process = self._spawn(argv)
+        else:
+            process = self._spawn_in_cgroup(argv, cgroup)
         with self._lock:
             self._processes[execution.id] = process
             cancelled_early = execution.id in self._cancelled

@@ -27,20 +27,12 @@ APP_VERSION = re.search(r'^appVersion: "?([^"\n]+)"?', (CHART / "Chart.yaml").re
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 
-def operator_exists() -> bool:
-    """The operator lands separately (operator/main.py defining run_operator); until then the chart runs without it
-    and the ExecutionRequest test is skipped with that reason."""
-    main = REPO / "operator" / "main.py"
-    return main.exists() and "def run_operator" in main.read_text()
-
-
 class Release:
     def __init__(self, helm, kubeconfig, harness, namespace):
         self.helm, self.kubeconfig, self.harness, self.namespace = helm, kubeconfig, harness, namespace
         self.name = "e2e"
         self.sandbox = f"{namespace}-sbx"[:63]
         self.fullname = f"{self.name}-executioner"
-        self.operator = operator_exists()
         self.installed = False
 
     def helm_run(self, *args, timeout=600, check=True):
@@ -52,7 +44,7 @@ class Release:
 
     def install_args(self):
         return ["-f", str(LOCAL_VALUES), "--set", f"sandbox.namespace={self.sandbox}",
-                "--set", f"operator.enabled={str(self.operator).lower()}", "--wait", "--timeout", "5m"]
+                "--wait", "--timeout", "5m"]
 
     def kubectl(self, *args, **kw):
         return self.harness.kubectl(*args, kubeconfig=self.kubeconfig, **kw)
@@ -102,7 +94,7 @@ def test_every_pod_ready(release):
                     "--timeout=180s", namespace=release.namespace, timeout=240)
     pods = release.harness.kubectl_json("get", "pods", kubeconfig=release.kubeconfig, namespace=release.namespace)
     components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods["items"])
-    assert components == sorted(["api", "worker", "redis"] + (["operator"] if release.operator else []))
+    assert components == sorted(["api", "worker", "redis", "operator"])
     for pod in pods["items"]:
         assert all(s["ready"] for s in pod["status"]["containerStatuses"]), pod["metadata"]["name"]
     labels = release.harness.kubectl_json("get", "namespace", release.sandbox, kubeconfig=release.kubeconfig)[
@@ -143,9 +135,6 @@ def test_hello_world_through_the_api_service(release):
 
 
 def test_execution_request_through_kubectl(release):
-    if not release.operator:
-        pytest.skip("operator/main.py does not define run_operator yet (the Kopf operator lands separately); "
-                    "the release runs with operator.enabled=false until then")
     name = f"hello-{uuid.uuid4().hex[:6]}"
     release.harness.apply({"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest",
                            "metadata": {"name": name}, "spec": {"code": "print('hello world')"}},

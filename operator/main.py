@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 import kopf
 
@@ -11,5 +13,7 @@ def run_operator(log_level: str = "INFO") -> int:
     import executioner.operator.handlers  # noqa: F401 - registers the handlers
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    kopf.run(clusterwide=True, standalone=True)
+    # Kopf would derive its identity from the user name, which a container's arbitrary UID does not have.
+    identity = f"executioner-operator@{socket.gethostname()}/{os.getpid()}"
+    kopf.run(clusterwide=True, standalone=True, identity=identity)
     return 0

@@ -27,6 +27,8 @@ def celery_config(settings: Settings) -> dict:
         # Executions mostly wait on a sandbox: threads keep the worker small and fast.
         "worker_pool": "threads",
         "worker_concurrency": settings.worker_concurrency,
+        # A backstop only: the thread pool cannot interrupt a task, so each backend enforces the
+        # execution's own deadline (the runner's timer, the worker's wait, the Job's activeDeadlineSeconds).
         "task_time_limit": int(longest_task) + 60,
         "worker_send_task_events": False,
         "worker_hijack_root_logger": False,

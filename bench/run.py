@@ -7,6 +7,7 @@
 (c) the API round trip: POST /v1/executions?wait=30 for a hello world
 (d) sustained throughput with 2x cores concurrent clients, against bare parallel python3 launches
 (e) resident memory of the idle stack (Redis + worker + API)
+(f) with --kubernetes: one execution as a Job on the cluster in KUBECONFIG (the sandbox image must be loaded)
 Figures only: this is never part of the pass/fail test suite.
 """
 
@@ -149,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--kubernetes", action="store_true", help="also time the Kubernetes Job backend")
     args = parser.parse_args()
     if not shutil.which("bwrap") or not shutil.which("redis-server"):
         raise SystemExit("needs bwrap and redis-server: run `make deps`")
@@ -198,6 +200,30 @@ def main() -> None:
         finally:
             os.killpg(stack.pid, signal.SIGTERM)
             stack.wait(timeout=20)
+    if args.kubernetes:
+        kubernetes_latency(base_p50, runs=min(args.runs, 20))
+
+
+def kubernetes_latency(base_p50: float, runs: int) -> None:
+    from executioner.operator.prerequisites import ensure_prerequisites
+    from executioner.worker.backends.kubernetes import KubernetesBackend, kubernetes_api_client
+
+    settings = Settings()
+    api = kubernetes_api_client()
+    ensure_prerequisites(api, settings.sandbox_namespace)
+    backend = KubernetesBackend(settings, api)
+
+    def job_once() -> None:
+        execution = Execution(
+            id=uuid.uuid4().hex, status=Status.running, created_at=utcnow(), backend="kubernetes",
+            limits=Limits(timeout_seconds=5, memory_mb=128), code=HELLO,
+        )
+        outcome = backend.run(execution)
+        backend.cleanup(execution.id)
+        assert outcome.stdout == "hello\n", outcome
+
+    p50, p95 = percentiles(timed(job_once, runs))
+    print(f"(f) Kubernetes Job round trip      p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.1f}x)")
 
 
 if __name__ == "__main__":

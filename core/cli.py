@@ -100,17 +100,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 20) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Until something listens on the port; RuntimeError if the process dies or time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"executioner: {process.args[0]} exited with {process.returncode}")
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit(f"executioner: nothing listens on port {port} after {seconds:g} s")
+    raise RuntimeError(f"nothing listens on port {port} after {seconds:g} s")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -176,6 +177,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    except RuntimeError as exc:
+        print(f"executioner: {exc}", file=sys.stderr)
+        return 1
     finally:
         stop_all()
 

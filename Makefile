@@ -27,8 +27,8 @@ browser-deps:  ## Debian's Chromium for the browser tests
 venv: $(BIN)/executioner  ## the Python environment with the CLI at .venv/bin/executioner
 
 $(BIN)/executioner: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip uv
+	test -x $(BIN)/python || $(PYTHON) -P -m venv $(VENV)
+	$(BIN)/python -P -m pip install -q --upgrade pip uv
 	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[test]'
 	touch $@
 

@@ -156,12 +156,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             for created in ensure_prerequisites(kubernetes_api_client(), settings.sandbox_namespace):
                 print(f"executioner: created {created}", flush=True)
         python = sys.executable
-        executioner = [python, "-m", "executioner.cli"]
+        executioner = [python, "-P", "-m", "executioner.cli"]
         children.append(subprocess.Popen([*executioner, "worker", "--log-level", args.log_level], env=env))
         if settings.backend == "kubernetes":
             children.append(subprocess.Popen([*executioner, "operator", "--log-level", args.log_level], env=env))
         api = subprocess.Popen(
-            [python, "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
+            [python, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
              "--host", settings.host, "--port", str(settings.port), "--log-level", args.log_level.lower(),
              "--no-access-log"],
             env=env,

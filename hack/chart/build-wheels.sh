@@ -16,8 +16,8 @@ arch=$(uname -m)
 rm -rf "$OUT" && mkdir -p "$OUT"
 # setuptools builds in-tree under build/; keep that out of the way of a stale build/lib
 rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."*
-"$PY" -m pip wheel -q --no-deps "$ROOT" -w "$OUT" 2>/dev/null || "$PY" -m pip wheel --no-deps "$ROOT" -w "$OUT"
-"$PY" -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+"$PY" -P -m pip wheel -q --no-deps "$ROOT" -w "$OUT" 2>/dev/null || "$PY" -P -m pip wheel --no-deps "$ROOT" -w "$OUT"
+"$PY" -P -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
   --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
   --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any \
   -d "$OUT" "$OUT"/executioner-*.whl
@@ -50,7 +50,7 @@ PYEOF
   [ -n "$missing" ] || break
   echo "adding for older 3.11 releases: $missing" >&2
   # shellcheck disable=SC2086
-  "$PY" -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 \
+  "$PY" -P -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 \
     --abi none --platform "manylinux2014_$arch" --platform any -d "$OUT" $missing
 done
 echo "$(ls "$OUT" | wc -l) wheels in $OUT ($(du -sh "$OUT" | cut -f1))" >&2

@@ -52,7 +52,7 @@ def private_mount_namespace() -> list[str]:
 def start_worker(env: dict[str, str], log_path: Path, name: str = "worker") -> subprocess.Popen:
     log = open(log_path, "ab")
     process = subprocess.Popen(
-        [*private_mount_namespace(), sys.executable, "-m", "celery", "-A", "executioner.worker.celery_app",
+        [*private_mount_namespace(), sys.executable, "-P", "-m", "celery", "-A", "executioner.worker.celery_app",
          "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
          "-n", f"{name}-{os.getpid()}@%h"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -76,7 +76,7 @@ def start_api(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Pope
     port = free_port()
     log = open(log_path, "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
+        [sys.executable, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
         env={**env, "EXECUTIONER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
     )

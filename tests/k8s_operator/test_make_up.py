@@ -24,7 +24,7 @@ def test_up_in_kubernetes_mode_creates_what_is_missing_and_runs_code(kubeconfig,
     env.update(EXECUTIONER_BACKEND="kubernetes", EXECUTIONER_SANDBOX_NAMESPACE=namespace, EXECUTIONER_SANDBOX_IMAGE=sandbox_image,
                EXECUTIONER_PORT=str(port), KUBECONFIG=kubeconfig)
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([sys.executable, "-m", "executioner.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
+    up = subprocess.Popen([sys.executable, "-P", "-m", "executioner.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
                           start_new_session=True)
     try:
         deadline = time.monotonic() + 60

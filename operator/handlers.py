@@ -69,6 +69,12 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="executioner.dev", key="last-handled")
 
 
+@kopf.on.login()
+def login(**kwargs) -> kopf.ConnectionInfo | None:
+    """The pod's service account in a cluster, else the kubeconfig named by KUBECONFIG when the operator starts."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL)
 async def submit_execution(spec, status, name, namespace, patch, **_) -> None:
     if status.get("executionId"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 
@@ -49,6 +50,8 @@ def kubernetes_api_client(kubeconfig: str | None = None) -> client.ApiClient:
             return client.ApiClient(configuration)
         except config.ConfigException:
             pass
+    # Read KUBECONFIG now: the client library's own default is fixed when it is first imported.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     return config.new_client_from_config(config_file=kubeconfig)
 
 

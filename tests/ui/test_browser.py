@@ -38,7 +38,7 @@ TERMINAL = re.compile(r"^(succeeded|failed|timed_out|memory_exceeded|cancelled|e
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser-deps` (apt-get install chromium)")
     profile = tmp_path_factory.mktemp("chromium-profile")
     with playwright_sync.sync_playwright() as pw:
         # A persistent context is how Playwright takes a fresh --user-data-dir.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -71,8 +72,12 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
 
 @kopf.on.login()
 def login(**kwargs) -> kopf.ConnectionInfo | None:
-    """The pod's service account in a cluster, else the kubeconfig named by KUBECONFIG when the operator starts."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a pod, the client library's in-cluster credentials (they address the API by the service's IP, so no
+    cluster DNS is needed); elsewhere the kubeconfig KUBECONFIG names now (the client library fixes its default
+    at import)."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return kopf.login_via_client(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)

@@ -131,7 +131,7 @@ def kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
     kube.delete_namespaces(kubeconfig, sandbox_namespace, home_namespace)
 
 
-BACKENDS = ["local", "kubernetes"]
+BACKENDS = ["local", pytest.param("kubernetes", marks=pytest.mark.cluster)]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -162,9 +162,6 @@ class ExecutionStore:
         prefix = self.record_key("")
         return [key.removeprefix(prefix) for key in self.redis.zrange(self.RUNNING_KEY, 0, -1)]
 
-    def count_running(self) -> int:
-        return self.redis.zcard(self.RUNNING_KEY)
-
     def count_queued(self) -> int:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zcard(self.ACTIVE_KEY)

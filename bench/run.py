@@ -25,14 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 from executioner.models import Execution, Limits, Status
 from executioner.settings import Settings
-from executioner.store import utcnow
 from executioner.worker.backends.local import LocalBackend
 
 HELLO = "print('hello')"
@@ -59,10 +57,7 @@ def timed(action, runs: int) -> list[float]:
 
 
 def sandbox_once(backend: LocalBackend) -> None:
-    execution = Execution(
-        id=uuid.uuid4().hex, status=Status.running, created_at=utcnow(), backend="local",
-        limits=Limits(timeout_seconds=5, memory_mb=128), code=HELLO,
-    )
+    execution = Execution.new(code=HELLO, limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", status=Status.running)
     outcome = backend.run(execution)
     assert outcome.stdout == "hello\n", outcome
 
@@ -214,9 +209,8 @@ def kubernetes_latency(base_p50: float, runs: int) -> None:
     backend = KubernetesBackend(settings, api)
 
     def job_once() -> None:
-        execution = Execution(
-            id=uuid.uuid4().hex, status=Status.running, created_at=utcnow(), backend="kubernetes",
-            limits=Limits(timeout_seconds=5, memory_mb=128), code=HELLO,
+        execution = Execution.new(
+            code=HELLO, limits=Limits(timeout_seconds=5, memory_mb=128), backend="kubernetes", status=Status.running
         )
         outcome = backend.run(execution)
         backend.cleanup(execution.id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -13,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -52,7 +50,7 @@ def read_text(path: str | None) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from executioner.settings import get_settings
-    from executioner.store import utcnow
+    from executioner.models import utcnow
     from executioner.worker.backends.local import LocalBackend
 
     settings = get_settings()
@@ -60,16 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout or settings.default_timeout_seconds,
         memory_mb=args.memory or settings.default_memory_mb,
     )
-    execution = Execution(
-        id=uuid.uuid4().hex,
-        status=Status.running,
-        created_at=utcnow(),
-        started_at=utcnow(),
-        limits=limits,
-        backend="local",
-        code=read_text(args.file),
-        stdin=read_text(args.stdin),
-    )
+    execution = Execution.new(code=read_text(args.file), stdin=read_text(args.stdin), limits=limits, backend="local",
+                              status=Status.running)
     outcome = LocalBackend(settings).run(execution)
     document = execution.model_copy(update={**outcome.model_dump(), "finished_at": utcnow()}).public()
     return report(document, args.json)

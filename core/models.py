@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from executioner.settings import Settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Status(StrEnum):
@@ -67,6 +72,13 @@ class Execution(ExecutionPublic):
     """The stored record: the public document plus what only the system sees."""
 
     owner: str = "anonymous"
+
+    @classmethod
+    def new(cls, *, code: str, limits: Limits, backend: str, stdin: str = "", owner: str = "anonymous",
+            status: Status = Status.queued) -> "Execution":
+        """A new execution with a fresh id, created now."""
+        return cls(id=uuid.uuid4().hex, status=status, created_at=utcnow(), limits=limits, backend=backend,
+                   code=code, stdin=stdin, owner=owner)
 
     def public(self) -> ExecutionPublic:
         return ExecutionPublic.model_validate(self.model_dump(exclude={"owner"}))

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import redis
 
-from executioner.models import TRANSITIONS, Execution, Status
+from executioner.models import TRANSITIONS, Execution, Status, utcnow
 
 PREFIX = "executioner"
 
@@ -52,10 +51,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ExecutionStore:

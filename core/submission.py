@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from executioner.models import Execution, Limits, Status
 from executioner.settings import Settings
-from executioner.store import ExecutionStore, utcnow
+from executioner.store import ExecutionStore
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +18,7 @@ class EnqueueFailed(RuntimeError):
 def submit(store: ExecutionStore, settings: Settings, *, owner: str, code: str, stdin: str, limits: Limits) -> Execution:
     from executioner.worker.celery_app import enqueue  # the Celery app reads settings on import
 
-    execution = Execution(
-        id=uuid.uuid4().hex,
-        status=Status.queued,
-        created_at=utcnow(),
-        limits=limits,
-        backend=settings.backend,
-        code=code,
-        stdin=stdin,
-        owner=owner,
-    )
+    execution = Execution.new(code=code, stdin=stdin, limits=limits, backend=settings.backend, owner=owner)
     store.create(execution)
     try:
         enqueue(execution.id)

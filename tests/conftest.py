@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cluster.conftest import cluster_harness, kubeconfig  # noqa: F401 - the cluster fixtures, for every suite
+from cluster.fixtures import cluster_harness, kubeconfig, namespace, probe_image  # noqa: F401 - for every suite
 from executioner.store import ExecutionStore
 from helpers import kube
 from helpers.stack import REPO, run_program, start_api, start_redis, start_worker, stop

@@ -6,9 +6,9 @@ import logging
 import socket
 import uuid
 
-from executioner.models import Execution, Outcome, Status
+from executioner.models import Execution, Outcome, Status, utcnow
 from executioner.settings import Settings
-from executioner.store import ExecutionStore, utcnow
+from executioner.store import ExecutionStore
 from executioner.worker.active import ActiveExecutions
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxBackend, SandboxUnavailable
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 import threading
 import time
-import uuid
 
 import httpx
 import pytest
@@ -15,7 +14,6 @@ import yaml
 
 from executioner.models import Execution, Limits, Status
 from executioner.settings import Settings
-from executioner.store import utcnow
 from executioner.worker.backends.base import SandboxUnavailable
 from executioner.worker.backends.kubernetes import (
     EXECUTION_LABEL,
@@ -31,10 +29,8 @@ pytestmark = pytest.mark.cluster
 
 
 def execution(code: str = "print('hi')", stdin: str = "", timeout: float = 5, memory_mb: int = 128) -> Execution:
-    return Execution(
-        id=uuid.uuid4().hex, status=Status.running, created_at=utcnow(), backend="kubernetes",
-        limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb), code=code, stdin=stdin,
-    )
+    return Execution.new(code=code, stdin=stdin, limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb),
+                         backend="kubernetes", status=Status.running)
 
 
 def test_job_spec_is_locked_down():

@@ -1,22 +1,12 @@
-"""Fixtures for the chart tests: the pinned helm, a `render` helper (helm template -> list of dicts), and the
-real-cluster fixtures of tests/cluster (kubeconfig, namespace, cluster_harness)."""
+"""Fixtures for the chart tests: the pinned helm and a `render` helper (helm template -> list of dicts).
+The real-cluster fixtures (kubeconfig, namespace, cluster_harness) come from tests/conftest.py."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-_p = Path(__file__).resolve().parents[1] / "cluster" / "conftest.py"
-_s = importlib.util.spec_from_file_location("executioner_cluster_conftest", _p)
-_m = sys.modules.get(_s.name) or importlib.util.module_from_spec(_s)
-if _s.name not in sys.modules:
-    sys.modules[_s.name] = _m
-    _s.loader.exec_module(_m)
-kubeconfig, namespace, cluster_harness = _m.kubeconfig, _m.namespace, _m.cluster_harness
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
-h = sys.modules["executioner_cluster_harness"]  # loaded by conftest.py
+from cluster import harness as h
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 

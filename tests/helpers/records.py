@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
-from executioner.models import Execution, Limits, Status
-from executioner.store import ExecutionStore, utcnow
+from executioner.models import Execution, Limits
+from executioner.store import ExecutionStore
 
 
 def new_record(store: ExecutionStore, owner: str = "anonymous", code: str = "print(1)") -> Execution:
-    execution = Execution(
-        id=uuid.uuid4().hex, status=Status.queued, created_at=utcnow(), backend="local", owner=owner,
-        limits=Limits(timeout_seconds=5, memory_mb=128), code=code,
-    )
+    execution = Execution.new(code=code, limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", owner=owner)
     store.create(execution)
     return execution

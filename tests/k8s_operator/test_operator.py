@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 
 import pytest
@@ -11,7 +10,7 @@ import yaml
 
 from executioner.models import Execution, Limits, Status
 from executioner.settings import Settings
-from executioner.store import ExecutionStore, utcnow
+from executioner.store import ExecutionStore
 from executioner.worker.backends.kubernetes import EXECUTION_LABEL, build_input_secrets, build_sandbox_job
 from helpers import kube
 from helpers.operator import operator_env, operator_running
@@ -149,8 +148,8 @@ def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(crd, kubecon
 def test_the_sweep_removes_planted_leftovers(operator, kubeconfig, kubernetes_stack):
     """A Job of an execution nobody knows, a pod without its Job, and a Secret without its Job all go."""
     namespace = kubernetes_stack.namespace
-    ghost = Execution(id=new_marker("ghost").replace("ghost-", ""), status=Status.running, created_at=utcnow(),
-                      backend="kubernetes", limits=Limits(timeout_seconds=30, memory_mb=64), code="import time\ntime.sleep(30)")
+    ghost = Execution.new(code="import time\ntime.sleep(30)", limits=Limits(timeout_seconds=30, memory_mb=64),
+                          backend="kubernetes", status=Status.running)
     settings = Settings(sandbox_image=kubernetes_stack.env["EXECUTIONER_SANDBOX_IMAGE"])
     job = build_sandbox_job(ghost, settings)
     kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))

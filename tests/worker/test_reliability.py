@@ -6,7 +6,6 @@ import concurrent.futures
 import time
 
 import httpx
-import pytest
 
 from executioner.models import Outcome, Status
 from executioner.settings import Settings

@@ -95,18 +95,13 @@ class LocalBackend:
             env={"PATH": "/usr/bin:/bin"},
         )
 
-    def _spawn_in_cgroup(self, argv: list[str], cgroup: SandboxCgroup) -> subprocess.Popen:
+    def _spawn_in_cgroup(self, command, cgroup: SandboxCgroup) -> subprocess.Popen:
         """Start bubblewrap held at --block-fd, move its sandbox process into the cgroups, then release it,
-        so everything the sandbox ever runs is inside them."""
+        so everything the sandbox ever runs is inside them. `command(gate)` gives the command line."""
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
-        gated = [argv[0]] if argv[0] != "setpriv" else argv[: argv.index("--") + 2]
-        rest = argv[len(gated):]
         try:
-            process = self._spawn(
-                [*gated, "--info-fd", str(info_write), "--block-fd", str(block_read), *rest],
-                pass_fds=(info_write, block_read),
-            )
+            process = self._spawn(command((info_write, block_read)), pass_fds=(info_write, block_read))
         finally:
             os.close(info_write)
             os.close(block_read)
@@ -144,10 +139,20 @@ class LocalBackend:
         shutil.copyfile(runner_source(), workdir / "runner.py")
         (workdir / "runner.py").chmod(0o644)
 
-    def command(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> list[str]:
+    def command(
+        self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None, gate: tuple[int, int] | None = None
+    ) -> list[str]:
+        """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups."""
         s = self.settings
-        argv = [
-            bwrap,
+        argv = []
+        if os.geteuid() == 0:
+            # bubblewrap itself runs as the unprivileged sandbox user. setpriv rather than a
+            # preexec_fn: Python then spawns with vfork, about 10 ms faster per execution.
+            argv += ["setpriv", f"--reuid={s.sandbox_uid}", f"--regid={s.sandbox_gid}", "--clear-groups", "--"]
+        argv += [bwrap]
+        if gate:
+            argv += ["--info-fd", str(gate[0]), "--block-fd", str(gate[1])]
+        argv += [
             "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--disable-userns",
             "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
@@ -176,16 +181,10 @@ class LocalBackend:
         return argv
 
     def _run_sandbox(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> Outcome:
-        argv = self.command(bwrap, workdir, execution, cgroup)
-        if os.geteuid() == 0:
-            # bubblewrap itself runs as the unprivileged sandbox user. setpriv rather than a
-            # preexec_fn: Python then spawns with vfork, about 10 ms faster per execution.
-            s = self.settings
-            argv = ["setpriv", f"--reuid={s.sandbox_uid}", f"--regid={s.sandbox_gid}", "--clear-groups", "--", *argv]
         if cgroup is None:
-            process = self._spawn(argv)
+            process = self._spawn(self.command(bwrap, workdir, execution, None))
         else:
-            process = self._spawn_in_cgroup(argv, cgroup)
+            process = self._spawn_in_cgroup(lambda gate: self.command(bwrap, workdir, execution, cgroup, gate), cgroup)
         with self._lock:
             self._processes[execution.id] = process
             cancelled_early = execution.id in self._cancelled

@@ -15,40 +15,16 @@ Stable fixture API (other test folders reuse it):
     probe_image  (session)  str: full name of the minimal python3 image in tests/cluster/testdata, loaded into
                             the cluster.
 
-To use these in another test folder (pytest runs with --import-mode=importlib and there is no tests/__init__.py),
-put this in e.g. tests/operator/conftest.py:
-
-    import importlib.util, pathlib, sys
-    _p = pathlib.Path(__file__).resolve().parents[1] / "cluster" / "conftest.py"
-    _s = importlib.util.spec_from_file_location("executioner_cluster_conftest", _p)
-    _m = sys.modules.get(_s.name) or importlib.util.module_from_spec(_s)
-    if _s.name not in sys.modules:
-        sys.modules[_s.name] = _m; _s.loader.exec_module(_m)
-    kubeconfig, namespace, cluster_harness, probe_image = _m.kubeconfig, _m.namespace, _m.cluster_harness, _m.probe_image
-
-The harness module is cached in sys.modules, so the cluster is looked up or started once per session.
+They are registered for every test folder by tests/conftest.py (tests/ is on sys.path, so this module
+and the harness import as `cluster.fixtures` and `cluster.harness`).
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-
-def _load_harness():
-    name = "executioner_cluster_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name("harness.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-harness = _load_harness()
+from cluster import harness
 
 
 @pytest.fixture(scope="session")

@@ -334,6 +334,14 @@ class KubernetesBackend:
                     timeout_seconds=max(1, min(WATCH_SECONDS, int(remaining))),
                     allow_watch_bookmarks=True,
                 ):
+                    if event["type"] == "ERROR":
+                        # The server ends a watch it cannot serve with an ERROR event (a Status, not a pod);
+                        # 410 Gone means our resourceVersion is too old: list again.
+                        status = event["raw_object"]
+                        if status.get("code") == 410:
+                            resource_version = None
+                            break
+                        raise ApiException(status=status.get("code"), reason=status.get("message"))
                     pod = event["object"]
                     resource_version = pod.metadata.resource_version
                     if event["type"] == "BOOKMARK":

@@ -4,11 +4,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
-
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
@@ -84,6 +83,8 @@ def test_names_follow_the_release(render):
     ({"containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}}, "capabilities"),
     ({"redis": {"externalUrl": "http://not-redis"}}, "/redis/externalUrl"),
     ({"api": {"service": {"type": "ExternalName"}}}, "/api/service/type"),
+    ({"imagePullSecrets": ["regcred"]}, "/imagePullSecrets/0"),  # Kubernetes' shape: [{name: regcred}]
+    ({"imagePullSecrets": [{"secret": "regcred"}]}, "/imagePullSecrets/0"),
 ])
 def test_schema_rejects_bad_values(render, values, message):
     p = render.run(values=values, check=False)
@@ -125,6 +126,17 @@ def test_every_pod_is_restricted_and_bounded(render, variant):
             # a read-only root needs somewhere to write
             assert "/tmp" in {m["mountPath"] for m in c.get("volumeMounts", [])}, where
             assert c["image"].rsplit(":", 1)[-1] != "latest" and ":" in c["image"], where
+
+
+def test_image_pull_secrets_reach_every_pod(render, default):
+    for variant, values in VARIANTS.items():
+        docs = render(values={**values, "imagePullSecrets": [{"name": "regcred"}]})
+        specs = render.pod_specs(docs)
+        assert set(specs) >= {"Deployment/executioner-api", "Deployment/executioner-worker", "Pod/executioner-test-hello"}
+        for name, spec in specs.items():
+            assert spec["imagePullSecrets"] == [{"name": "regcred"}], f"{variant}: {name}"
+    for name, spec in render.pod_specs(default).items():
+        assert "imagePullSecrets" not in spec, name
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

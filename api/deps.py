@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from executioner.admission import Admission
+from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 
@@ -29,9 +30,14 @@ def get_admission(request: Request) -> Admission:
     return request.app.state.admission
 
 
+def get_queue(request: Request) -> ExecutionQueue:
+    return request.app.state.queue
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ExecutionStore, Depends(get_store)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
+QueueDep = Annotated[ExecutionQueue, Depends(get_queue)]
 
 
 def owner_of_key(key: str) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 from anyio import to_thread
@@ -17,7 +19,8 @@ from executioner.admission import Admission
 from executioner.api.middleware import BodySizeLimit, SecurityHeaders
 from executioner.api.routes import health
 from executioner.api.routes.executions import executions_router
-from executioner.settings import Settings, get_settings
+from executioner.queue import ExecutionQueue
+from executioner.settings import Settings
 from executioner.store import ExecutionStore
 
 log = logging.getLogger("executioner.api")
@@ -30,7 +33,7 @@ def document_open_access(app: FastAPI) -> None:
     """Without API keys nothing needs authorization: say so in the OpenAPI document too."""
     generate = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             schema.get("components", {}).pop("securitySchemes", None)
@@ -40,18 +43,19 @@ def document_open_access(app: FastAPI) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI documents replacing openapi() this way
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = THREADS
         if not settings.api_keys:
             log.warning("EXECUTIONER_API_KEYS is empty: the API is open to anyone who can reach %s", settings.host)
         yield
+        app.state.queue.close()
         app.state.store.redis.close()
 
     app = FastAPI(
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
     app.state.admission = Admission(app.state.store, settings)
+    app.state.queue = ExecutionQueue(settings)
 
     app.include_router(health.router)
     app.include_router(executions_router(settings))

@@ -39,7 +39,7 @@ SANDBOX_PYTHON = Settings().sandbox_python
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def bare_python() -> None:
@@ -91,10 +91,11 @@ def start_stack(port: int, workdir: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
     env["EXECUTIONER_PORT"] = str(port)
     env["EXECUTIONER_RATE_LIMIT_PER_MINUTE"] = "0"  # the benchmark measures the engine, not the admission limits
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("executioner")), "up", "--log-level", "WARNING"],
-        env=env, stdout=open(workdir / "stack.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(workdir / "stack.log", "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("executioner")), "up", "--log-level", "WARNING"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -200,8 +201,9 @@ def main() -> None:
 
 
 def kubernetes_latency(base_p50: float, runs: int) -> None:
+    from executioner.kube import kubernetes_api_client
     from executioner.operator.prerequisites import ensure_prerequisites
-    from executioner.worker.backends.kubernetes import KubernetesBackend, kubernetes_api_client
+    from executioner.worker.backends.kubernetes import KubernetesBackend
 
     settings = Settings()
     api = kubernetes_api_client()

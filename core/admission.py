@@ -34,6 +34,23 @@ class Refusal:
     retry_after: int
 
 
+def refusal_for(settings: Settings, *, queued: int, active_of_owner: int) -> Refusal | None:
+    """The caps, as pure arithmetic: the global queue first (everyone waits), then the owner's own."""
+    if settings.max_queued and queued >= settings.max_queued:
+        return Refusal(503, f"the queue is full ({settings.max_queued} executions waiting); try again later", 5)
+    if settings.max_active_per_key and active_of_owner >= settings.max_active_per_key:
+        return Refusal(429, f"this key already has {settings.max_active_per_key} executions queued or running", 1)
+    return None
+
+
+def rate_refusal(settings: Settings, seconds_until_token: float) -> Refusal:
+    return Refusal(
+        429,
+        f"rate limit of {settings.rate_limit_per_minute:g} executions per minute exceeded",
+        max(1, math.ceil(seconds_until_token)),
+    )
+
+
 class Admission:
     def __init__(self, store: ExecutionStore, settings: Settings):
         self.store = store
@@ -43,15 +60,15 @@ class Admission:
     def check(self, owner: str) -> Refusal | None:
         """None when the owner may submit now; otherwise why not and when to try again."""
         s = self.settings
-        if s.max_queued and self.store.count_queued() >= s.max_queued:
-            return Refusal(503, f"the queue is full ({s.max_queued} executions waiting); try again later", 5)
-        if s.max_active_per_key and self.store.count_active(owner) >= s.max_active_per_key:
-            return Refusal(429, f"this key already has {s.max_active_per_key} executions queued or running", 1)
-        if s.rate_limit_per_minute:
+        refusal = refusal_for(
+            s,
+            queued=self.store.count_queued() if s.max_queued else 0,
+            active_of_owner=self.store.count_active(owner) if s.max_active_per_key else 0,
+        )
+        if refusal is None and s.rate_limit_per_minute:
             allowed, wait = self._bucket(
                 keys=[f"{PREFIX}:ratelimit:{owner}"], args=[s.rate_limit_per_minute / 60, s.rate_limit_burst]
             )
             if not allowed:
-                return Refusal(429, f"rate limit of {s.rate_limit_per_minute:g} executions per minute exceeded",
-                               max(1, math.ceil(float(wait))))
-        return None
+                refusal = rate_refusal(s, float(wait))
+        return refusal

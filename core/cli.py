@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from executioner.models import Execution, ExecutionPublic, Limits, Status
+from executioner.models import Execution, ExecutionPublic, Limits, Status, utcnow
+from executioner.settings import Settings
 
 # Exit statuses when the program did not exit on its own (the timeout(1) convention where one exists).
 EXIT_STATUS = {Status.timed_out: 124, Status.memory_exceeded: 137, Status.cancelled: 130, Status.error: 125}
@@ -49,11 +50,9 @@ def read_text(path: str | None) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from executioner.settings import get_settings
-    from executioner.models import utcnow
-    from executioner.worker.backends.local import LocalBackend
+    from executioner.worker.backends.local import LocalBackend  # the sandbox itself, loaded only to run
 
-    settings = get_settings()
+    settings = Settings()
     limits = Limits(
         timeout_seconds=args.timeout or settings.default_timeout_seconds,
         memory_mb=args.memory or settings.default_memory_mb,
@@ -67,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    body: dict = {"code": read_text(args.file), "stdin": read_text(args.stdin)}
+    body: dict[str, object] = {"code": read_text(args.file), "stdin": read_text(args.stdin)}
     limits = {k: v for k, v in (("timeout_seconds", args.timeout), ("memory_mb", args.memory)) if v is not None}
     if limits:
         body["limits"] = limits
@@ -87,15 +86,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+def command_name(process: subprocess.Popen[bytes]) -> str:
+    """What a child runs, for messages: the module after `-m` and its first argument, or the program."""
+    args = [str(arg) for arg in process.args] if isinstance(process.args, list) else [str(process.args)]
+    return " ".join(args[args.index("-m") + 1 :][:2]) if "-m" in args[:-1] else args[0]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
     """Until something listens on the port; RuntimeError if the process dies or time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+            raise RuntimeError(f"{command_name(process)} exited with {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -106,14 +112,12 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> 
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start Redis (unless EXECUTIONER_REDIS_URL is set), the worker and the API; stop them all on exit."""
-    from executioner.settings import get_settings
-
-    settings = get_settings()
+    settings = Settings()
     env = dict(os.environ)
-    children: list[subprocess.Popen] = []
+    children: list[subprocess.Popen[bytes]] = []
     runtime = Path(tempfile.mkdtemp(prefix="executioner-up-"))
 
-    def stop_all(*_args) -> None:
+    def stop_all() -> None:
         for child in reversed(children):
             if child.poll() is None:
                 child.terminate()
@@ -140,8 +144,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             env["EXECUTIONER_REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
             print(f"executioner: started a private redis-server on 127.0.0.1:{port}", flush=True)
         if settings.backend == "kubernetes":
+            from executioner.kube import kubernetes_api_client
             from executioner.operator.prerequisites import ensure_prerequisites
-            from executioner.worker.backends.kubernetes import kubernetes_api_client
 
             for created in ensure_prerequisites(kubernetes_api_client(), settings.sandbox_namespace):
                 print(f"executioner: created {created}", flush=True)
@@ -162,8 +166,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         failed = next(child for child in children if child.poll() is not None)
-        print(f"executioner: {failed.args[2] if len(failed.args) > 2 else failed.args[0]} stopped; shutting down",
-              file=sys.stderr)
+        print(f"executioner: {command_name(failed)} stopped; shutting down", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
@@ -178,9 +181,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     """Serve the API in the foreground (the container image's `api` command)."""
     import uvicorn
 
-    from executioner.settings import get_settings
-
-    settings = get_settings()
+    settings = Settings()
     uvicorn.run("executioner.api.main:create_app", factory=True, host=settings.host, port=settings.port,
                 log_level=args.log_level.lower(), access_log=False, proxy_headers=True)
     return 0
@@ -237,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         command.set_defaults(handler=handler)
 
     args = parser.parse_args(argv)
-    return args.handler(args)
+    status: int = args.handler(args)
+    return status
 
 
 if __name__ == "__main__":

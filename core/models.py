@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -75,7 +75,7 @@ class Execution(ExecutionPublic):
 
     @classmethod
     def new(cls, *, code: str, limits: Limits, backend: str, stdin: str = "", owner: str = "anonymous",
-            status: Status = Status.queued) -> "Execution":
+            status: Status = Status.queued) -> Execution:
         """A new execution with a fresh id, created now."""
         return cls(id=uuid.uuid4().hex, status=status, created_at=utcnow(), limits=limits, backend=backend,
                    code=code, stdin=stdin, owner=owner)
@@ -87,6 +87,13 @@ class Execution(ExecutionPublic):
 class ExecutionPage(BaseModel):
     items: list[ExecutionPublic]
     next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page.")
+
+
+CANCELLED_BY_REQUEST = "cancelled by request"
+
+
+def memory_exceeded_reason(memory_mb: int) -> str:
+    return f"the program used more than {memory_mb} MiB of memory"
 
 
 class Outcome(BaseModel):
@@ -101,25 +108,49 @@ class Outcome(BaseModel):
     duration_ms: int | None = None
     error: str | None = None
 
+    @classmethod
+    def cancelled(cls, reason: str = CANCELLED_BY_REQUEST) -> Outcome:
+        return cls(status=Status.cancelled, error=reason)
 
-def execution_create_model(settings: Settings) -> type[BaseModel]:
+    @classmethod
+    def failure(cls, status: Status, reason: str) -> Outcome:
+        """An end the program did not report itself: the sandbox's or the system's failure, with why."""
+        return cls(status=status, error=reason)
+
+    def result_fields(self) -> dict[str, object]:
+        """The fields a terminal transition writes to the record."""
+        return self.model_dump(exclude={"status"})
+
+
+class ExecutionCreateBase(BaseModel):
+    """The POST body's shape; execution_create_model writes this deployment's bounds into it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    code: str
+    stdin: str = ""
+    limits: Limits
+
+
+def execution_create_model(settings: Settings) -> type[ExecutionCreateBase]:
     """The POST body, with the bounds this deployment allows written into its schema."""
+    # Field types built at run time are values to a type checker: name them as such.
+    timeout: Any = Annotated[float, Field(gt=0, le=settings.max_timeout_seconds, description="Wall-clock limit in seconds.")]
+    memory: Any = Annotated[
+        int, Field(ge=settings.min_memory_mb, le=settings.max_memory_mb, description="Memory limit in MiB.")
+    ]
+    code: Any = Annotated[str, Field(min_length=1, description=f"Python source, at most {settings.max_code_bytes} bytes.")]
+    stdin: Any = Annotated[str, Field(description=f"Standard input, at most {settings.max_stdin_bytes} bytes.")]
     limits = create_model(
         "LimitsCreate",
         __config__=ConfigDict(extra="forbid", strict=True),
-        timeout_seconds=(
-            Annotated[float, Field(gt=0, le=settings.max_timeout_seconds, description="Wall-clock limit in seconds.")],
-            settings.default_timeout_seconds,
-        ),
-        memory_mb=(
-            Annotated[int, Field(ge=settings.min_memory_mb, le=settings.max_memory_mb, description="Memory limit in MiB.")],
-            settings.default_memory_mb,
-        ),
+        timeout_seconds=(timeout, settings.default_timeout_seconds),
+        memory_mb=(memory, settings.default_memory_mb),
     )
     return create_model(
         "ExecutionCreate",
-        __config__=ConfigDict(extra="forbid", strict=True),
-        code=(Annotated[str, Field(min_length=1, description=f"Python source, at most {settings.max_code_bytes} bytes.")], ...),
-        stdin=(Annotated[str, Field(description=f"Standard input, at most {settings.max_stdin_bytes} bytes.")], ""),
+        __base__=ExecutionCreateBase,
+        code=(code, ...),
+        stdin=(stdin, ""),
         limits=(limits, Field(default_factory=limits)),
     )

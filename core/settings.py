@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from executioner.models import Limits
 
 
 class Settings(BaseSettings):
@@ -77,7 +79,7 @@ class Settings(BaseSettings):
     runtime_class_name: str | None = None
     # Where sandbox pods may run (JSON): e.g. {"executioner.dev/sandbox": "true"} and matching tolerations.
     sandbox_node_selector: dict[str, str] = {}
-    sandbox_tolerations: list[dict] = []
+    sandbox_tolerations: list[dict[str, object]] = []
     # Finished Jobs are deleted as soon as their result is recorded; this TTL is the backstop.
     job_ttl_seconds: int = Field(300, ge=0)
     schedule_timeout_seconds: float = Field(60.0, gt=0)
@@ -92,14 +94,23 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def check_limits(self) -> "Settings":
+    def check_limits(self) -> Settings:
         if not self.min_memory_mb <= self.default_memory_mb <= self.max_memory_mb:
             raise ValueError("EXECUTIONER_DEFAULT_MEMORY_MB must lie between the min and max memory")
         if self.default_timeout_seconds > self.max_timeout_seconds:
             raise ValueError("EXECUTIONER_DEFAULT_TIMEOUT_SECONDS exceeds EXECUTIONER_MAX_TIMEOUT_SECONDS")
         return self
 
+    # Deadlines, written once. The runner stops the program at its timeout; these are the worker's backstops.
+    def sandbox_deadline(self, limits: Limits) -> float:
+        """Seconds a started sandbox may live: the program's timeout plus the grace for start-up and teardown."""
+        return limits.timeout_seconds + self.grace_seconds
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+    def worker_deadline(self, limits: Limits) -> float:
+        """Seconds a worker waits for an execution's result, counting a wait for a node to run the sandbox."""
+        return self.sandbox_deadline(limits) + self.schedule_timeout_seconds
+
+    @property
+    def longest_task_seconds(self) -> float:
+        """The longest any execution this deployment allows can keep a worker busy."""
+        return self.max_timeout_seconds + self.grace_seconds + self.schedule_timeout_seconds

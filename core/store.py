@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from typing import Any, cast
 
 import redis
 
@@ -55,13 +56,14 @@ return 0
 
 class ExecutionStore:
     def __init__(self, client: redis.Redis, retention_seconds: int):
+        """`client` must decode responses (str, not bytes): use from_url."""
         self.redis = client
         self.retention_seconds = retention_seconds
         self._transition = client.register_script(_TRANSITION_LUA)
         self._renew = client.register_script(_RENEW_LUA)
 
     @classmethod
-    def from_url(cls, url: str, retention_seconds: int) -> "ExecutionStore":
+    def from_url(cls, url: str, retention_seconds: int) -> ExecutionStore:
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30), retention_seconds)
 
     # Keys -----------------------------------------------------------------
@@ -90,7 +92,7 @@ class ExecutionStore:
         key = self.record_key(execution.id)
         score = execution.created_at.timestamp()
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=_encode(execution.model_dump(mode="json")))
+            pipe.hset(key, mapping=cast(dict[Any, Any], _encode(execution.model_dump(mode="json"))))
             pipe.expire(key, self.retention_seconds)
             pipe.zadd(self.index_key(execution.owner), {execution.id: score})
             pipe.zremrangebyscore(self.index_key(execution.owner), "-inf", score - self.retention_seconds)
@@ -100,7 +102,7 @@ class ExecutionStore:
             pipe.execute()
 
     def get(self, execution_id: str) -> Execution | None:
-        raw = self.redis.hgetall(self.record_key(execution_id))
+        raw = cast(dict[str, str], self.redis.hgetall(self.record_key(execution_id)))
         return _decode(raw) if raw else None
 
     def get_many(self, execution_ids: Iterable[str]) -> list[Execution]:
@@ -109,16 +111,16 @@ class ExecutionStore:
                 pipe.hgetall(self.record_key(execution_id))
             return [_decode(raw) for raw in pipe.execute() if raw]
 
-    def list(self, owner: str, limit: int, offset: int = 0) -> tuple[list[Execution], bool]:
-        """Newest first; also says whether more records follow."""
-        ids = self.redis.zrevrange(self.index_key(owner), offset, offset + limit)
+    def page(self, owner: str, limit: int, offset: int = 0) -> tuple[list[Execution], bool]:
+        """One owner's executions, newest first; also says whether more records follow."""
+        ids = cast(list[str], self.redis.zrevrange(self.index_key(owner), offset, offset + limit))
         return self.get_many(ids[:limit]), len(ids) > limit
 
     def transition(
         self,
         execution_id: str,
         to: Status,
-        fields: dict | None = None,
+        fields: dict[str, Any] | None = None,
         *,
         allowed_from: Iterable[Status] | None = None,
         lease_owner: str = "",
@@ -140,39 +142,39 @@ class ExecutionStore:
             ],
             args=[json.dumps([s.value for s in allowed_from]), to.value, lease_owner, int(lease_seconds * 1000), *pairs],
         )
-        return result == 1
+        return bool(result == 1)
 
-    def finish(self, execution_id: str, to: Status, fields: dict | None = None) -> bool:
+    def finish(self, execution_id: str, to: Status, fields: dict[str, Any] | None = None) -> bool:
         """Record a terminal result, stamping the finish time."""
         return self.transition(execution_id, to, {"finished_at": utcnow().isoformat(), **(fields or {})})
 
     # Leases: a worker running an execution keeps its lease alive ----------
     def renew_lease(self, execution_id: str, owner: str, seconds: float) -> bool:
-        return self._renew(keys=[self.lease_key(execution_id)], args=[owner, int(seconds * 1000)]) == 1
+        return bool(self._renew(keys=[self.lease_key(execution_id)], args=[owner, int(seconds * 1000)]) == 1)
 
     def lease_holder(self, execution_id: str) -> str | None:
-        return self.redis.get(self.lease_key(execution_id))
+        return cast(str | None, self.redis.get(self.lease_key(execution_id)))
 
     def running_ids(self) -> list[str]:
         prefix = self.record_key("")
-        return [key.removeprefix(prefix) for key in self.redis.zrange(self.RUNNING_KEY, 0, -1)]
+        return [key.removeprefix(prefix) for key in cast(list[str], self.redis.zrange(self.RUNNING_KEY, 0, -1))]
 
     def count_queued(self) -> int:
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zcard(self.ACTIVE_KEY)
             pipe.zcard(self.RUNNING_KEY)
             active, running = pipe.execute()
-        return max(0, active - running)
+        return max(0, int(active) - int(running))
 
     def count_active(self, owner: str) -> int:
         """Queued and running executions of one owner."""
-        return self.redis.scard(f"{self.ACTIVE_KEY}:{owner}")
+        return int(self.redis.scard(f"{self.ACTIVE_KEY}:{owner}"))
 
     # Notifications --------------------------------------------------------
     def wait_until_terminal(self, execution_id: str, timeout: float) -> Execution | None:
         """Block on the record's channel until it is terminal or `timeout` passes."""
         deadline = time.monotonic() + timeout
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.events_channel(execution_id))
             # Read after subscribing, so a transition in between is not missed.
@@ -192,7 +194,7 @@ class ExecutionStore:
         return bool(self.redis.ping())
 
 
-def _encode(fields: dict) -> dict[str, str]:
+def _encode(fields: dict[str, Any]) -> dict[str, str]:
     return {name: json.dumps(value) for name, value in fields.items()}
 
 

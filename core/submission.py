@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from executioner.models import Execution, Limits, Status
+from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 
@@ -15,13 +16,13 @@ class EnqueueFailed(RuntimeError):
     """The broker did not take the execution; it was recorded as `error`."""
 
 
-def submit(store: ExecutionStore, settings: Settings, *, owner: str, code: str, stdin: str, limits: Limits) -> Execution:
-    from executioner.worker.celery_app import enqueue  # the Celery app reads settings on import
-
+def submit(
+    store: ExecutionStore, queue: ExecutionQueue, settings: Settings, *, owner: str, code: str, stdin: str, limits: Limits
+) -> Execution:
     execution = Execution.new(code=code, stdin=stdin, limits=limits, backend=settings.backend, owner=owner)
     store.create(execution)
     try:
-        enqueue(execution.id)
+        queue.enqueue(execution.id)
     except Exception as exc:
         log.exception("could not enqueue %s", execution.id)
         store.finish(execution.id, Status.error, {"error": "the execution could not be queued"})

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from executioner.kube import EXECUTION_LABEL, SANDBOX_SELECTOR
 from executioner.store import ExecutionStore
-from executioner.worker.backends.kubernetes import EXECUTION_LABEL, SANDBOX_LABELS, KubernetesBackend
+from executioner.worker.backends.kubernetes import KubernetesBackend
 from executioner.worker.executor import sweep_lost_executions
 
 log = logging.getLogger(__name__)
-SANDBOX_SELECTOR = ",".join(f"{key}={value}" for key, value in SANDBOX_LABELS.items())
 
 
 def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[str]]:
@@ -23,7 +24,7 @@ def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[s
     done: dict[str, list[str]] = {"recovered": sweep_lost_executions(store, backend), "jobs": [], "pods": [], "secrets": []}
     namespace = backend.namespace
     jobs = backend.batch.list_namespaced_job(namespace, label_selector=SANDBOX_SELECTOR).items
-    live_jobs = set()
+    live_jobs: set[str] = set()
     for job in jobs:
         execution_id = (job.metadata.labels or {}).get(EXECUTION_LABEL, "")
         execution = store.get(execution_id) if execution_id else None
@@ -52,7 +53,7 @@ def _owner_job(metadata: client.V1ObjectMeta) -> str | None:
     return (metadata.labels or {}).get("job-name")
 
 
-def _delete(call, name: str, namespace: str) -> None:
+def _delete(call: Callable[..., object], name: str, namespace: str) -> None:
     try:
         call(name, namespace, propagation_policy="Background", grace_period_seconds=0)
     except ApiException as exc:

@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import lru_cache
+from typing import Any, TypeVar
 
 import kopf
 from kubernetes import client
 
+from executioner.kube import kubernetes_api_client
 from executioner.models import Limits, Status
 from executioner.operator.cleanup import sweep
 from executioner.operator.status import FINAL_PHASES, status_of
-from executioner.settings import get_settings
+from executioner.queue import ExecutionQueue
+from executioner.settings import Settings
 from executioner.store import ExecutionStore
 from executioner.submission import EnqueueFailed, submit
-from executioner.worker.backends.kubernetes import KubernetesBackend, kubernetes_api_client
+from executioner.worker.backends.kubernetes import KubernetesBackend
 
 GROUP, VERSION, PLURAL = "executioner.dev", "v1alpha1", "executionrequests"
 FINALIZER = "executioner.dev/cancel-execution"
@@ -31,25 +34,10 @@ MIRROR_WAIT_SECONDS = 2.0
 log = logging.getLogger(__name__)
 # Blocking Redis and Kubernetes calls run here, never on the event loop.
 _threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="executioner-operator")
+T = TypeVar("T")
 
 
-@lru_cache
-def store() -> ExecutionStore:
-    settings = get_settings()
-    return ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
-
-
-@lru_cache
-def kube() -> client.ApiClient:
-    return kubernetes_api_client()
-
-
-@lru_cache
-def backend() -> KubernetesBackend:
-    return KubernetesBackend(get_settings(), kube())
-
-
-async def blocking(function, *args):
+async def blocking(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_threads, function, *args)
 
 
@@ -58,7 +46,8 @@ def now() -> str:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Kopf's settings, and the operator's clients in `memo` (every handler gets a view of it)."""
     settings.persistence.finalizer = FINALIZER
     settings.peering.standalone = True
     settings.posting.level = logging.WARNING
@@ -68,10 +57,16 @@ def configure(settings: kopf.OperatorSettings, **_) -> None:
     settings.execution.max_workers = 16
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="executioner.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="executioner.dev", key="last-handled")
+    config = Settings()
+    memo.settings = config
+    memo.store = ExecutionStore.from_url(config.redis_url, config.retention_seconds)
+    memo.queue = ExecutionQueue(config)
+    memo.kube = kubernetes_api_client()
+    memo.backend = KubernetesBackend(config, memo.kube)
 
 
 @kopf.on.login()
-def login(**kwargs) -> kopf.ConnectionInfo | None:
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod, the client library's in-cluster credentials (they address the API by the service's IP, so no
     cluster DNS is needed); elsewhere the kubeconfig KUBECONFIG names now (the client library fixes its default
     at import)."""
@@ -81,26 +76,34 @@ def login(**kwargs) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
-async def submit_execution(spec, status, name, namespace, patch, **_) -> None:
+async def submit_execution(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, name: str, namespace: str | None, patch: kopf.Patch, memo: kopf.Memo,
+    **_: Any,
+) -> None:
     if status.get("executionId"):
         return  # already submitted (the handler is retried only if it failed before recording this)
     limits = spec.get("limits") or {}
+    settings: Settings = memo.settings
     try:
         execution = await blocking(
             lambda: submit(
-                store(),
-                get_settings(),
+                memo.store,
+                memo.queue,
+                settings,
                 owner=f"k8s:{namespace}/{name}",
                 code=spec["code"],
                 stdin=spec.get("stdin", ""),
-                limits=Limits(timeout_seconds=limits.get("timeoutSeconds", 5), memory_mb=limits.get("memoryMb", 128)),
+                limits=Limits(
+                    timeout_seconds=limits.get("timeoutSeconds", settings.default_timeout_seconds),
+                    memory_mb=limits.get("memoryMb", settings.default_memory_mb),
+                ),
             )
         )
     except EnqueueFailed as exc:
         raise kopf.TemporaryError(f"the execution could not be queued: {exc}", delay=5) from exc
     except ValueError as exc:  # limits outside what this deployment allows
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    patch.status.update(status_of(execution, now()))
+    patch.status.update(status_of(execution, now(), generation=meta.get("generation"), conditions=status.get("conditions")))
     log.info("ExecutionRequest %s/%s is execution %s", namespace, name, execution.id)
 
 
@@ -109,54 +112,63 @@ async def submit_execution(spec, status, name, namespace, patch, **_) -> None:
     when=lambda status, **_: bool(status.get("executionId")) and status.get("phase") not in FINAL_PHASES,
     cancellation_timeout=5,
 )
-async def mirror_status(status, name, namespace, stopped, **_) -> None:
+async def mirror_status(
+    status: kopf.Status, meta: kopf.Meta, name: str, namespace: str | None, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+    **_: Any,
+) -> None:
     """Follow the execution and copy every change into the resource's status until it is final."""
     execution_id = status["executionId"]
     phase = status.get("phase")
+    conditions = list(status.get("conditions") or [])
+    store: ExecutionStore = memo.store
     while not stopped:
-        execution = await blocking(store().wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
+        execution = await blocking(store.wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
         if execution is None:
-            await blocking(patch_status, namespace, name, {"phase": "Error", "error": "the execution record expired or vanished"})
+            await blocking(
+                patch_status, memo.kube, namespace, name, {"phase": "Error", "error": "the execution record expired or vanished"}
+            )
             return
-        document = status_of(execution, now())
+        document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
         if document["phase"] != phase or execution.status.terminal:
-            await blocking(patch_status, namespace, name, document)
-            phase = document["phase"]
+            await blocking(patch_status, memo.kube, namespace, name, document)
+            phase, conditions = document["phase"], document["conditions"]
         if execution.status.terminal:
             return
 
 
-def patch_status(namespace: str, name: str, status: dict) -> None:
-    client.CustomObjectsApi(kube()).patch_namespaced_custom_object_status(
+def patch_status(kube: client.ApiClient, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+    client.CustomObjectsApi(kube).patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, name, {"status": status}
     )
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def cancel_execution(status, name, namespace, **_) -> None:
+async def cancel_execution(status: kopf.Status, name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Deleting the resource cancels its execution; the worker then stops the sandbox."""
     execution_id = status.get("executionId")
-    if execution_id and await blocking(store().finish, execution_id, Status.cancelled, {"error": "cancelled: the ExecutionRequest was deleted"}):
+    store: ExecutionStore = memo.store
+    if execution_id and await blocking(store.finish, execution_id, Status.cancelled, {"error": "cancelled: the ExecutionRequest was deleted"}):
         log.info("cancelled execution %s of deleted %s/%s", execution_id, namespace, name)
 
 
 @kopf.on.startup()
-async def start_garbage_collector(memo: kopf.Memo, **_) -> None:
-    memo.collector = asyncio.create_task(collect_garbage_forever())
+async def start_garbage_collector(memo: kopf.Memo, **_: Any) -> None:
+    memo.collector = asyncio.create_task(collect_garbage_forever(memo))
 
 
 @kopf.on.cleanup()
-async def stop_garbage_collector(memo: kopf.Memo, **_) -> None:
+async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.collector.cancel()
+    memo.queue.close()
+    memo.store.redis.close()
 
 
-async def collect_garbage_forever() -> None:
-    interval = get_settings().gc_interval_seconds
+async def collect_garbage_forever(memo: kopf.Memo) -> None:
     while True:
         try:
-            done = await blocking(sweep, store(), backend())
+            done = await blocking(sweep, memo.store, memo.backend)
             if any(done.values()):
                 log.info("sweep: %s", {kind: len(items) for kind, items in done.items() if items})
-        except Exception:  # noqa: BLE001 - one failed pass must not end collection
+        except Exception:
             log.exception("sweep failed")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(memo.settings.gc_interval_seconds)

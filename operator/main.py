@@ -15,5 +15,5 @@ def run_operator(log_level: str = "INFO") -> int:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Kopf would derive its identity from the user name, which a container's arbitrary UID does not have.
     identity = f"executioner-operator@{socket.gethostname()}/{os.getpid()}"
-    kopf.run(clusterwide=True, standalone=True, identity=identity)
+    kopf.run(clusterwide=True, standalone=True, identity=identity)  # type: ignore[arg-type]  # a NewType of str that kopf does not export
     return 0

@@ -1,6 +1,8 @@
-"""How an execution record reads as an ExecutionRequest's status."""
+"""How an execution record reads as an ExecutionRequest's status (pure functions: table-tested)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from executioner.models import Execution, Status
 
@@ -17,6 +19,7 @@ PHASES = {
 FINAL_PHASES = frozenset(PHASES[s] for s in Status if s.terminal)
 # Output kept in the object: two streams of 16 KiB stay far below etcd's 1.5 MiB object limit.
 STATUS_OUTPUT_BYTES = 16 * 1024
+COMPLETE = "Complete"
 
 
 def capped(text: str) -> tuple[str, bool]:
@@ -26,12 +29,36 @@ def capped(text: str) -> tuple[str, bool]:
     return data[:STATUS_OUTPUT_BYTES].decode("utf-8", errors="ignore"), True
 
 
-def status_of(execution: Execution, now: str) -> dict:
-    """The status document (a merge patch) for the current state of the execution."""
+def set_condition(conditions: list[dict[str, Any]], new: dict[str, Any], now: str) -> list[dict[str, Any]]:
+    """Kubernetes' rule (meta.SetStatusCondition): replace the condition of the same type, keeping its
+    lastTransitionTime unless its status changed."""
+    previous = next((c for c in conditions if c.get("type") == new["type"]), None)
+    unchanged = previous is not None and previous.get("status") == new["status"] and previous.get("lastTransitionTime")
+    condition = {**new, "lastTransitionTime": previous["lastTransitionTime"] if unchanged and previous else now}
+    return [c for c in conditions if c.get("type") != new["type"]] + [condition]
+
+
+def to_timestamp(value: Any) -> str:
+    return str(value.isoformat()).replace("+00:00", "Z")
+
+
+def status_of(
+    execution: Execution, now: str, *, generation: int | None = None, conditions: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The status document (a merge patch) for the current state of the execution, given the resource's
+    generation and its current conditions."""
     phase = PHASES[execution.status]
     stdout, stdout_capped = capped(execution.stdout)
     stderr, stderr_capped = capped(execution.stderr)
-    status = {
+    complete: dict[str, Any] = {
+        "type": COMPLETE,
+        "status": "True" if execution.status.terminal else "False",
+        "reason": phase,
+        "message": execution.error or phase,
+    }
+    if generation is not None:
+        complete["observedGeneration"] = generation
+    status: dict[str, Any] = {
         "phase": phase,
         "executionId": execution.id,
         "exitCode": execution.exit_code,
@@ -40,20 +67,14 @@ def status_of(execution: Execution, now: str) -> dict:
         "stdoutTruncated": execution.stdout_truncated or stdout_capped,
         "stderrTruncated": execution.stderr_truncated or stderr_capped,
         "error": execution.error or "",
-        "conditions": [
-            {
-                "type": "Complete",
-                "status": "True" if execution.status.terminal else "False",
-                "reason": phase,
-                "message": execution.error or phase,
-                "lastTransitionTime": now,
-            }
-        ],
+        "conditions": set_condition(conditions or [], complete, now),
     }
+    if generation is not None:
+        status["observedGeneration"] = generation
     if execution.started_at:
-        status["startedAt"] = execution.started_at.isoformat().replace("+00:00", "Z")
+        status["startedAt"] = to_timestamp(execution.started_at)
     if execution.finished_at:
-        status["finishedAt"] = execution.finished_at.isoformat().replace("+00:00", "Z")
+        status["finishedAt"] = to_timestamp(execution.finished_at)
     if execution.duration_ms is not None:
         status["durationMs"] = execution.duration_ms
     return status

@@ -13,6 +13,9 @@ Standard library only: the sandbox image has nothing else.
 
 from __future__ import annotations
 
+# Every execution pays the runner's start-up, so it imports only C modules where it can:
+# `signal` and `json` would pull in enum and re and double the import time.
+import _signal as signal  # type: ignore[import-not-found]  # typeshed has no stub for the C module
 import ctypes
 import os
 import resource
@@ -20,12 +23,8 @@ import select
 import sys
 import time
 import types
-from types import SimpleNamespace
-
-# Every execution pays the runner's start-up, so it imports only C modules where it can:
-# `signal` and `json` would pull in enum and re and double the import time.
-import _signal as signal
 from _json import encode_basestring_ascii as json_string
+from types import SimpleNamespace
 
 ENVELOPE_VERSION = 1
 PR_SET_DUMPABLE = 4
@@ -189,7 +188,7 @@ def become_program(path: str, env: dict[str, str]) -> None:
     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr  # type: ignore[misc]  # as a fresh interpreter has them
     sys.argv = [path]
     site.main()
     main = types.ModuleType("__main__")
@@ -311,7 +310,8 @@ def run(args: Options) -> dict:
     drain_deadline: float | None = None
     while open_pipes or wait_status is None:
         now = time.monotonic()
-        limit = drain_deadline if wait_status is not None else deadline
+        # Once the program has ended (wait_status set), the drain deadline is set too.
+        limit = drain_deadline if drain_deadline is not None else deadline
         if now >= limit:
             if wait_status is None:
                 timed_out = True

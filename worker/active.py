@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from executioner.models import Status
 from executioner.store import ExecutionStore
+from executioner.worker.backends.base import SandboxBackend
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ class ActiveExecutions:
     renewed means the execution was ended elsewhere, so its sandbox stops too.
     """
 
-    def __init__(self, store: ExecutionStore, backend, lease_seconds: float):
+    def __init__(self, store: ExecutionStore, backend: SandboxBackend, lease_seconds: float):
         self.store = store
         self.backend = backend
         self.lease_seconds = lease_seconds
@@ -38,7 +40,7 @@ class ActiveExecutions:
         threading.Thread(target=self._listen_forever, name="cancel-listener", daemon=True).start()
 
     @contextmanager
-    def holding(self, execution_id: str, lease_owner: str):
+    def holding(self, execution_id: str, lease_owner: str) -> Iterator[None]:
         self.start()
         with self._lock:
             self._leases[execution_id] = lease_owner
@@ -68,7 +70,7 @@ class ActiveExecutions:
                 try:
                     if not self.store.renew_lease(execution_id, owner, self.lease_seconds):
                         self._stop_if_held(execution_id)
-                except Exception:  # noqa: BLE001 - try again next round; the lease has slack
+                except Exception:
                     log.exception("could not renew the lease of %s", execution_id)
 
     def _listen_forever(self) -> None:
@@ -81,6 +83,6 @@ class ActiveExecutions:
                 for message in pubsub.listen():
                     if message["type"] == "pmessage" and Status(message["data"]).terminal:
                         self._stop_if_held(message["channel"].removeprefix(prefix))
-            except Exception:  # noqa: BLE001 - reconnect; the renewer covers the gap
+            except Exception:
                 log.exception("cancellation listener lost Redis; reconnecting")
                 backoff.wait(1)

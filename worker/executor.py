@@ -45,10 +45,10 @@ def execute(
     log.info("running execution %s on %s", execution_id, backend.name)
     with active.holding(execution_id, lease_owner):
         outcome = _run(backend, execution)
-    recorded = store.finish(execution_id, outcome.status, outcome.model_dump(exclude={"status"}))
+    recorded = store.finish(execution_id, outcome.status, outcome.result_fields())
     try:
         backend.cleanup(execution_id)
-    except Exception:  # noqa: BLE001 - the operator's sweep removes what is left
+    except Exception:
         log.exception("cleanup of %s failed", execution_id)
     log.info("execution %s ended %s%s", execution_id, outcome.status, "" if recorded else " (already final)")
     return outcome.status.value if recorded else "superseded"
@@ -58,10 +58,10 @@ def _run(backend: SandboxBackend, execution: Execution) -> Outcome:
     try:
         return backend.run(execution)
     except SandboxUnavailable as exc:
-        return Outcome(status=Status.error, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a broken backend must still end the execution
+        return Outcome.failure(Status.error, str(exc))
+    except Exception as exc:
         log.exception("backend failed for %s", execution.id)
-        return Outcome(status=Status.error, error=f"the sandbox backend failed: {exc}")
+        return Outcome.failure(Status.error, f"the sandbox backend failed: {exc}")
 
 
 def recover_lost_execution(store: ExecutionStore, backend: SandboxBackend, execution: Execution) -> bool:
@@ -74,7 +74,7 @@ def recover_lost_execution(store: ExecutionStore, backend: SandboxBackend, execu
         return False
     if outcome is None:
         return False
-    recorded = store.finish(execution.id, outcome.status, outcome.model_dump(exclude={"status"}))
+    recorded = store.finish(execution.id, outcome.status, outcome.result_fields())
     if recorded:
         backend.cleanup(execution.id)
     return recorded
@@ -82,7 +82,7 @@ def recover_lost_execution(store: ExecutionStore, backend: SandboxBackend, execu
 
 def sweep_lost_executions(store: ExecutionStore, backend: SandboxBackend) -> list[str]:
     """Resolve every `running` execution whose worker's lease has lapsed; returns their ids."""
-    resolved = []
+    resolved: list[str] = []
     for execution_id in store.running_ids():
         if store.lease_holder(execution_id) is not None:
             continue

@@ -5,58 +5,76 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from functools import lru_cache
+from dataclasses import dataclass
+from typing import Any
 
-from celery import signals
+from celery import Task, signals
 
-from executioner.settings import get_settings
+from executioner.queue import RUN_EXECUTION
+from executioner.settings import Settings
 from executioner.store import ExecutionStore
 from executioner.worker.active import ActiveExecutions
-from executioner.worker.backends.base import create_backend
-from executioner.worker.celery_app import RUN_EXECUTION, app
+from executioner.worker.backends.base import SandboxBackend, create_backend
+from executioner.worker.celery_app import app
 from executioner.worker.executor import execute, sweep_lost_executions
 
 log = logging.getLogger(__name__)
 EXECUTION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@lru_cache
-def store() -> ExecutionStore:
-    settings = get_settings()
-    return ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+@dataclass(frozen=True)
+class WorkerResources:
+    """What one worker process holds: its settings, store client, sandbox backend and running executions."""
+
+    settings: Settings
+    store: ExecutionStore
+    backend: SandboxBackend
+    active: ActiveExecutions
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerResources:
+        store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+        backend = create_backend(settings)
+        return cls(settings, store, backend, ActiveExecutions(store, backend, settings.lease_seconds))
 
 
-@lru_cache
-def backend():
-    return create_backend(get_settings())
+class ExecutionTask(Task):
+    """Celery keeps one instance of a task per worker process: its resources are made there, once, on first use."""
+
+    _resources: WorkerResources | None = None
+    _resources_lock = threading.Lock()
+
+    @property
+    def resources(self) -> WorkerResources:
+        with self._resources_lock:  # the threads pool runs tasks concurrently
+            if self._resources is None:
+                type(self)._resources = WorkerResources.from_settings(Settings())
+            assert self._resources is not None
+            return self._resources
 
 
-@lru_cache
-def active() -> ActiveExecutions:
-    return ActiveExecutions(store(), backend(), get_settings().lease_seconds)
-
-
-@app.task(name=RUN_EXECUTION, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_execution(execution_id: str) -> str:
+@app.task(name=RUN_EXECUTION, base=ExecutionTask, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_execution(self: ExecutionTask, execution_id: str) -> str:
     if not isinstance(execution_id, str) or not EXECUTION_ID.match(execution_id):
         log.error("ignoring a task with a malformed execution id")
         return "invalid"
-    return execute(execution_id, store(), backend(), get_settings(), active())
+    resources = self.resources
+    return execute(execution_id, resources.store, resources.backend, resources.settings, resources.active)
 
 
 @signals.worker_ready.connect
-def start_sweeper(**_kwargs) -> None:
+def start_sweeper(**_kwargs: Any) -> None:
     """Resolve executions whose worker died, so none stays `running` forever."""
-    active().start()
-    interval = get_settings().sweep_interval_seconds
+    resources: WorkerResources = run_execution.resources
+    resources.active.start()
 
     def loop() -> None:
         stop = threading.Event()
-        while not stop.wait(interval):
+        while not stop.wait(resources.settings.sweep_interval_seconds):
             try:
-                for execution_id in sweep_lost_executions(store(), backend()):
+                for execution_id in sweep_lost_executions(resources.store, resources.backend):
                     log.warning("execution %s lost its worker; ended as error", execution_id)
-            except Exception:  # noqa: BLE001 - Redis hiccups must not kill the sweeper
+            except Exception:
                 log.exception("sweep failed")
 
     threading.Thread(target=loop, name="sweeper", daemon=True).start()

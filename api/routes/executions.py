@@ -1,16 +1,27 @@
 """/v1/executions: submit, read, list and cancel executions."""
 
+# No `from __future__ import annotations` here: the request model is built per app, inside the factory,
+# and FastAPI must see the class itself in the route's signature.
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
-from executioner.api.deps import AdmissionDep, CurrentOwner, SettingsDep, StoreDep
-from executioner.models import ExecutionPage, ExecutionPublic, Limits, Status, execution_create_model
+from executioner.api.deps import AdmissionDep, CurrentOwner, QueueDep, SettingsDep, StoreDep
+from executioner.models import (
+    CANCELLED_BY_REQUEST,
+    Execution,
+    ExecutionCreateBase,
+    ExecutionPage,
+    ExecutionPublic,
+    Limits,
+    Status,
+    execution_create_model,
+)
 from executioner.settings import Settings
 from executioner.submission import EnqueueFailed, submit
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown API key"},
     404: {"description": "No such execution (or it belongs to another key)"},
 }
@@ -25,9 +36,10 @@ def too_large(field: str, limit: int) -> HTTPException:
 
 def executions_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1/executions", tags=["executions"])
+    # The request model, with this deployment's bounds in its schema (a class made at run time).
     ExecutionCreate = execution_create_model(settings)
 
-    def owned(store: StoreDep, owner: str, execution_id: str):
+    def owned(store: StoreDep, owner: str, execution_id: str) -> Execution:
         execution = store.get(execution_id)
         if execution is None or execution.owner != owner:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
@@ -48,17 +60,19 @@ def executions_router(settings: Settings) -> APIRouter:
         },
     )
     def create_execution(
-        body: Annotated[ExecutionCreate, Body()],  # type: ignore[valid-type]
+        payload: Annotated[ExecutionCreate, Body()],  # type: ignore[valid-type]
         response: Response,
         store: StoreDep,
         settings: SettingsDep,
         admission: AdmissionDep,
+        queue: QueueDep,
         owner: CurrentOwner,
         wait: Annotated[
             float,
             Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for the result before answering 202."),
         ] = 0,
     ) -> ExecutionPublic:
+        body: ExecutionCreateBase = payload
         if len(body.code.encode()) > settings.max_code_bytes:
             raise too_large("code", settings.max_code_bytes)
         if len(body.stdin.encode()) > settings.max_stdin_bytes:
@@ -69,16 +83,17 @@ def executions_router(settings: Settings) -> APIRouter:
         try:
             execution = submit(
                 store,
+                queue,
                 settings,
                 owner=owner,
                 code=body.code,
                 stdin=body.stdin,
                 limits=Limits.model_validate(body.limits.model_dump()),
             )
-        except EnqueueFailed:
+        except EnqueueFailed as exc:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, "the execution could not be queued; try again", headers={"Retry-After": "5"}
-            )
+            ) from exc
         response.headers["Location"] = f"/v1/executions/{execution.id}"
         if wait > 0:
             finished = store.wait_until_terminal(execution.id, wait)
@@ -108,7 +123,7 @@ def executions_router(settings: Settings) -> APIRouter:
         cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="From a previous page's next_cursor.")] = None,
     ) -> ExecutionPage:
         offset = int(cursor or 0)
-        items, more = store.list(owner, limit, offset)
+        items, more = store.page(owner, limit, offset)
         return ExecutionPage(items=[e.public() for e in items], next_cursor=str(offset + limit) if more else None)
 
     @router.delete(
@@ -119,11 +134,7 @@ def executions_router(settings: Settings) -> APIRouter:
     )
     def cancel_execution(execution_id: str, store: StoreDep, owner: CurrentOwner) -> ExecutionPublic:
         execution = owned(store, owner, execution_id)
-        cancelled = store.finish(
-            execution_id,
-            Status.cancelled,
-            {"error": "cancelled by request"},
-        )
+        cancelled = store.finish(execution_id, Status.cancelled, {"error": CANCELLED_BY_REQUEST})
         if not cancelled:
             current = store.get(execution_id) or execution
             raise HTTPException(status.HTTP_409_CONFLICT, f"execution {execution_id} already finished ({current.status})")

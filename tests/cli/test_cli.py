@@ -82,7 +82,8 @@ def test_up_serves_the_whole_stack_with_a_private_redis(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
     env["EXECUTIONER_PORT"] = str(port)
     log = tmp_path / "up.log"
-    up = subprocess.Popen([EXECUTIONER, "up"], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "wb") as output:
+        up = subprocess.Popen([EXECUTIONER, "up"], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while "serving http" not in log.read_text() and time.monotonic() < deadline:

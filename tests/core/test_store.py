@@ -89,5 +89,5 @@ def test_wait_until_terminal_wakes_on_the_transition(store):
 def test_owners_see_only_their_own_list(store):
     mine = new_record(store, owner=f"key-{uuid.uuid4().hex}")
     new_record(store, owner=f"key-{uuid.uuid4().hex}")
-    items, more = store.list(mine.owner, 10)
+    items, more = store.page(mine.owner, 10)
     assert [item.id for item in items] == [mine.id] and not more

@@ -10,15 +10,10 @@ from kopf.testing import KopfRunner
 
 @contextmanager
 def operator_running(env: dict[str, str]):
-    """Run the real operator (all namespaces) with these settings until the block ends."""
-    from executioner.operator import handlers
-    from executioner.settings import get_settings
-
+    """Run the real operator (all namespaces) with these settings until the block ends. Its startup handler
+    reads the settings and makes its clients, so each run starts from this environment."""
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
-    caches = [get_settings, handlers.store, handlers.kube, handlers.backend]
-    for cache in caches:
-        cache.cache_clear()
     try:
         with KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "executioner.operator.handlers"], timeout=60) as runner:
             yield runner
@@ -30,8 +25,6 @@ def operator_running(env: dict[str, str]):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        for cache in caches:
-            cache.cache_clear()
 
 
 def operator_env(stack, operator_kubeconfig: str, **overrides: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from executioner.cli import free_port, wait_for_port  # noqa: F401 - shared with `executioner up`
+from executioner.cli import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,13 +50,13 @@ def private_mount_namespace() -> list[str]:
 
 
 def start_worker(env: dict[str, str], log_path: Path, name: str = "worker") -> subprocess.Popen:
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [*private_mount_namespace(), sys.executable, "-P", "-m", "celery", "-A", "executioner.worker.celery_app",
-         "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-n", f"{name}-{os.getpid()}@%h"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [*private_mount_namespace(), sys.executable, "-P", "-m", "celery", "-A", "executioner.worker.celery_app",
+             "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"{name}-{os.getpid()}@%h"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     wait_for_log(log_path, "ready.", process)
     return process
 
@@ -74,12 +74,12 @@ def wait_for_log(path: Path, text: str, process: subprocess.Popen, seconds: floa
 
 def start_api(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        env={**env, "EXECUTIONER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env={**env, "EXECUTIONER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+        )
     wait_for_port(port, process)
     url = f"http://127.0.0.1:{port}"
     httpx.get(f"{url}/healthz", timeout=5).raise_for_status()

@@ -8,10 +8,11 @@ import textwrap
 import pytest
 import yaml
 
+from executioner.kube import EXECUTION_LABEL
 from executioner.models import Execution, Limits, Status
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
-from executioner.worker.backends.kubernetes import EXECUTION_LABEL, build_input_secrets, build_sandbox_job
+from executioner.worker.backends.kubernetes import build_input_secrets, build_sandbox_job
 from helpers import kube
 from helpers.operator import operator_env, operator_running
 from helpers.programs import new_marker, sleeper, wait_until

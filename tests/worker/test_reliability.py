@@ -11,9 +11,9 @@ from executioner.models import Outcome, Status
 from executioner.settings import Settings
 from executioner.worker.active import ActiveExecutions
 from executioner.worker.executor import LOST_WORKER_REASON, execute, sweep_lost_executions
+from helpers.private import private_api
 from helpers.programs import new_marker, processes_with, sleeper, wait_until
 from helpers.records import new_record
-from helpers.private import private_api
 from helpers.stack import kill_process_tree, start_worker, stop
 
 
@@ -125,7 +125,7 @@ def test_fifty_concurrent_executions_reach_the_right_state(stack):
 
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         results = list(pool.map(run, cases))
-    for (code, _, status, stdout), doc in zip(cases, results):
+    for (code, _, status, stdout), doc in zip(cases, results, strict=True):
         assert doc["status"] == status, (code, doc)
         assert doc["stdout"] == stdout, (code, doc)
         if "RuntimeError" in code:

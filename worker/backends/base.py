@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from executioner.models import Execution, Outcome
-
+from executioner.settings import Settings
 
 LOST_WORKER_REASON = "the worker running this execution was lost before it finished; the result is unknown"
 
@@ -30,7 +30,7 @@ class SandboxBackend(Protocol):
         """The outcome of a `running` execution whose worker was lost, or None while it may still finish."""
 
 
-def create_backend(settings) -> SandboxBackend:
+def create_backend(settings: Settings) -> SandboxBackend:
     if settings.backend == "kubernetes":
         from executioner.worker.backends.kubernetes import KubernetesBackend
 

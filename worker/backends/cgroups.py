@@ -18,7 +18,7 @@ class SandboxCgroup:
         self.version = version
 
     @classmethod
-    def create(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> "SandboxCgroup | None":
+    def create(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> SandboxCgroup | None:
         """Create and configure the cgroup, or return None when this host does not allow it."""
         try:
             if _v2_has_controllers():
@@ -30,7 +30,7 @@ class SandboxCgroup:
         return None
 
     @classmethod
-    def _create_v2(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> "SandboxCgroup":
+    def _create_v2(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> SandboxCgroup:
         base = CGROUP_ROOT / parent
         base.mkdir(exist_ok=True)
         for directory in (CGROUP_ROOT, base):
@@ -43,7 +43,7 @@ class SandboxCgroup:
         return cls([group], group / "memory.events", 2)
 
     @classmethod
-    def _create_v1(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> "SandboxCgroup":
+    def _create_v1(cls, parent: str, name: str, memory_bytes: int, max_pids: int) -> SandboxCgroup:
         memory = CGROUP_ROOT / "memory" / parent / name
         pids = CGROUP_ROOT / "pids" / parent / name
         memory.mkdir(parents=True)

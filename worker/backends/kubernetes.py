@@ -14,56 +14,52 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
-from executioner.models import Execution, Outcome, Status
-from executioner.runner_protocol import CODE_PATH, INPUT_DIR, RUNNER_PATH, STDIN_PATH, EnvelopeError, parse_envelope, runner_args
+from executioner.kube import (
+    SANDBOX_LABELS,
+    execution_selector,
+    job_name,
+    kubernetes_api_client,
+    sandbox_labels,
+)
+from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
+from executioner.runner_protocol import (
+    CODE_PATH,
+    INPUT_DIR,
+    RUNNER_PATH,
+    STDIN_PATH,
+    EnvelopeError,
+    parse_envelope,
+    runner_args,
+)
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
 CONTAINER = "sandbox"
-SANDBOX_LABELS = {"app.kubernetes.io/name": "executioner-sandbox", "app.kubernetes.io/managed-by": "executioner"}
-EXECUTION_LABEL = "executioner.dev/execution-id"
 IMAGE_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 START_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 WATCH_SECONDS = 30  # each watch call's server-side timeout; the loop re-watches until the deadline
+DEADLINE_EXCEEDED_REASON = "the sandbox ran past its deadline and was stopped"
+# What pod_events yields when a watch round ended without news, so the caller can look around.
+ROUND_ENDED = "ROUND_ENDED"
+T = TypeVar("T")
 
 
-def job_name(execution_id: str) -> str:
-    return f"exec-{execution_id}"
-
-
-def kubernetes_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials first, a kubeconfig (KUBECONFIG by default) as the fallback."""
-    if kubeconfig is None:
-        configuration = client.Configuration()
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        except config.ConfigException:
-            pass
-    # Read KUBECONFIG now: the client library's own default is fixed when it is first imported.
-    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
-    return config.new_client_from_config(config_file=kubeconfig)
-
-
-def sandbox_labels(execution_id: str) -> dict[str, str]:
-    return {**SANDBOX_LABELS, EXECUTION_LABEL: execution_id}
-
-
-def build_sandbox_job(execution: Execution, settings: Settings) -> dict:
+def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any]:
     """The Job for one execution (a plain manifest: built here, sent elsewhere)."""
     labels = sandbox_labels(execution.id)
     memory = f"{execution.limits.memory_mb}Mi"
-    pod_spec: dict = {
+    pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -125,14 +121,14 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict:
         "metadata": {"name": job_name(execution.id), "labels": labels},
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": math.ceil(execution.limits.timeout_seconds + settings.grace_seconds),
+            "activeDeadlineSeconds": math.ceil(settings.sandbox_deadline(execution.limits)),
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
 
 
-def build_input_secrets(execution: Execution, job: dict) -> list[dict]:
+def build_input_secrets(execution: Execution, job: dict[str, Any]) -> list[dict[str, Any]]:
     """Code and stdin, owned by the Job so they go when it goes."""
     owner = {
         "apiVersion": "batch/v1",
@@ -185,37 +181,59 @@ def pod_finished(pod: client.V1Pod) -> bool:
 
 def outcome_from_pod(pod: client.V1Pod, logs: str | None, limits_memory_mb: int) -> Outcome | None:
     """The outcome a finished (or failed-to-start) pod shows; None while it is still on its way."""
-    status = pod.status
     state = sandbox_state(pod)
-    if state and state.waiting and state.waiting.reason in IMAGE_PULL_FAILURES:
+    waiting = state.waiting if state else None
+    if waiting and waiting.reason in IMAGE_PULL_FAILURES:
         image = pod.spec.containers[0].image
-        return Outcome(status=Status.error, error=f"the sandbox image {image} cannot be pulled: {state.waiting.message or state.waiting.reason}")
-    if state and state.waiting and state.waiting.reason in START_FAILURES:
-        return Outcome(status=Status.error, error=f"the sandbox container could not start: {state.waiting.message or state.waiting.reason}")
+        return Outcome.failure(Status.error, f"the sandbox image {image} cannot be pulled: {waiting.message or waiting.reason}")
+    if waiting and waiting.reason in START_FAILURES:
+        return Outcome.failure(Status.error, f"the sandbox container could not start: {waiting.message or waiting.reason}")
     if not pod_finished(pod):
         return None
     terminated = state.terminated if state else None
+    oom_killed = bool(terminated and terminated.reason == "OOMKilled")
     if logs:
         try:
             outcome = parse_envelope(logs)
         except EnvelopeError:
             pass
         else:
-            if terminated and terminated.reason == "OOMKilled" and outcome.status is Status.error:
-                return Outcome(status=Status.memory_exceeded, error=f"the program used more than {limits_memory_mb} MiB of memory")
+            if oom_killed and outcome.status is Status.error:
+                return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(limits_memory_mb))
             return outcome
-    if terminated and terminated.reason == "OOMKilled":
-        return Outcome(status=Status.memory_exceeded, error=f"the program used more than {limits_memory_mb} MiB of memory")
-    if status.reason == "DeadlineExceeded":
-        return Outcome(status=Status.timed_out, error="the sandbox ran past its deadline and was stopped")
+    if oom_killed:
+        return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(limits_memory_mb))
+    if pod.status.reason == "DeadlineExceeded":
+        return Outcome.failure(Status.timed_out, DEADLINE_EXCEEDED_REASON)
     detail = f" (exit {terminated.exit_code}, {terminated.reason})" if terminated else ""
-    return Outcome(status=Status.error, error=f"the sandbox ended without reporting a result{detail}")
+    return Outcome.failure(Status.error, f"the sandbox ended without reporting a result{detail}")
+
+
+def unschedulable_outcome(pod: client.V1Pod, waited_seconds: float, schedule_timeout_seconds: float) -> Outcome | None:
+    """`error` once a pod has waited past the schedule timeout for a node that can run it."""
+    if waited_seconds <= schedule_timeout_seconds:
+        return None
+    for condition in pod.status.conditions or []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            return Outcome.failure(
+                Status.error,
+                f"no node could run the sandbox within {schedule_timeout_seconds:g} s: {condition.message}",
+            )
+    return None
+
+
+def outcome_of_vanished_job(job: client.V1Job | None) -> Outcome:
+    """Why a pod disappeared without reporting: its Job's deadline, or someone deleted it."""
+    for condition in (job.status.conditions or []) if job and job.status else []:
+        if condition.reason == "DeadlineExceeded" and condition.status == "True":
+            return Outcome.failure(Status.timed_out, DEADLINE_EXCEEDED_REASON)
+    return Outcome.failure(Status.error, "the sandbox pod was deleted before it reported a result")
 
 
 RETRYABLE_STATUSES = {409, 429, 500, 503, 504}
 
 
-def with_retries(call, *args, attempts: int = 6, **kwargs):
+def with_retries(call: Callable[..., T], *args: Any, attempts: int = 6, **kwargs: Any) -> T:
     """Retry what the API server asks us to retry: ResourceQuota update conflicts under concurrent
     creates, throttling and brief unavailability. An object that already exists is not retried."""
     for attempt in range(attempts):
@@ -245,7 +263,7 @@ class KubernetesBackend:
     # Interface -------------------------------------------------------------
     def run(self, execution: Execution) -> Outcome:
         if self.is_cancelled(execution.id):
-            return Outcome(status=Status.cancelled, error="cancelled by request")
+            return Outcome.cancelled()
         self.require_network_policy()
         manifest = build_sandbox_job(execution, self.settings)
         job = with_retries(self.batch.create_namespaced_job, self.namespace, manifest)
@@ -268,18 +286,18 @@ class KubernetesBackend:
 
     def recover(self, execution: Execution) -> Outcome | None:
         """Harvest the result of an execution whose worker died: the pod may have finished without it."""
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=f"{EXECUTION_LABEL}={execution.id}").items
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=execution_selector(execution.id)).items
         for pod in pods:
-            if pod_finished(pod) or sandbox_state(pod) and sandbox_state(pod).waiting:
+            state = sandbox_state(pod)
+            if pod_finished(pod) or (state and state.waiting):
                 outcome = outcome_from_pod(pod, self.read_logs(pod.metadata.name), execution.limits.memory_mb)
                 if outcome is not None:
                     return outcome
-        if not pods and self.job_vanished(execution.id):
-            return Outcome(status=Status.error, error=LOST_WORKER_REASON)
+        if not pods and self.job_gone(execution.id):
+            return Outcome.failure(Status.error, LOST_WORKER_REASON)
         started = (execution.started_at or execution.created_at).timestamp()
-        deadline = started + execution.limits.timeout_seconds + self.settings.grace_seconds + self.settings.schedule_timeout_seconds
-        if time.time() > deadline:
-            return Outcome(status=Status.error, error="the sandbox did not finish by its deadline and its worker was lost")
+        if time.time() > started + self.settings.worker_deadline(execution.limits):
+            return Outcome.failure(Status.error, "the sandbox did not finish by its deadline and its worker was lost")
         return None
 
     # Steps -----------------------------------------------------------------
@@ -304,26 +322,36 @@ class KubernetesBackend:
                 log.warning("could not delete job %s: %s", job_name(execution_id), exc.reason)
 
     def wait_for_outcome(self, execution: Execution) -> Outcome:
-        """Watch the execution's pod until it ends, is lost, or the deadline passes."""
+        """Follow the execution's pod until it ends, is lost, or the worker's deadline passes."""
         started = time.monotonic()
-        deadline = started + execution.limits.timeout_seconds + self.settings.grace_seconds + self.settings.schedule_timeout_seconds
-        selector = f"{EXECUTION_LABEL}={execution.id}"
-        resource_version = None
         seen_pod = False
-        while True:
+        for event_type, pod in self.pod_events(execution.id, started + self.settings.worker_deadline(execution.limits)):
             if self.is_cancelled(execution.id):
-                return Outcome(status=Status.cancelled, error="cancelled by request")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return Outcome(status=Status.timed_out, error="the sandbox did not finish before its deadline")
+                return Outcome.cancelled()
+            if pod is None:  # a quiet watch round: a Job deleted before its pod existed sends no pod event
+                if not seen_pod and self.job_gone(execution.id):
+                    return outcome_of_vanished_job(None)
+                continue
+            seen_pod = True
+            outcome = self.check_pod(pod, execution, time.monotonic() - started)
+            if outcome is None and event_type == "DELETED":
+                outcome = outcome_of_vanished_job(self.read_job(execution.id))
+            if outcome is not None:
+                return outcome
+        return Outcome.failure(Status.timed_out, "the sandbox did not finish before its deadline")
+
+    def pod_events(self, execution_id: str, deadline: float) -> Iterator[tuple[str, client.V1Pod | None]]:
+        """The execution's pods as (event type, pod) until `deadline` (time.monotonic()): first a list, then a
+        watch from the list's resourceVersion. A stale version (410 Gone, as an exception or an ERROR event) lists
+        again; a closed stream watches again. After each watch round, (ROUND_ENDED, None)."""
+        selector = execution_selector(execution_id)
+        resource_version = None
+        while (remaining := deadline - time.monotonic()) > 0:
             if resource_version is None:
-                # (Re)list: the current state, and the version the next watch starts from.
                 listing = self.core.list_namespaced_pod(self.namespace, label_selector=selector)
                 resource_version = listing.metadata.resource_version
                 for pod in listing.items:
-                    seen_pod = True
-                    if (outcome := self.check_pod(pod, execution, started)) is not None:
-                        return outcome
+                    yield "LISTED", pod
             stream = watch.Watch()
             try:
                 for event in stream.stream(
@@ -335,8 +363,7 @@ class KubernetesBackend:
                     allow_watch_bookmarks=True,
                 ):
                     if event["type"] == "ERROR":
-                        # The server ends a watch it cannot serve with an ERROR event (a Status, not a pod);
-                        # 410 Gone means our resourceVersion is too old: list again.
+                        # The server ends a watch it cannot serve with an ERROR event carrying a Status.
                         status = event["raw_object"]
                         if status.get("code") == 410:
                             resource_version = None
@@ -344,66 +371,47 @@ class KubernetesBackend:
                         raise ApiException(status=status.get("code"), reason=status.get("message"))
                     pod = event["object"]
                     resource_version = pod.metadata.resource_version
-                    if event["type"] == "BOOKMARK":
-                        continue
-                    seen_pod = True
-                    if event["type"] == "DELETED":
-                        if self.is_cancelled(execution.id):
-                            return Outcome(status=Status.cancelled, error="cancelled by request")
-                        if (outcome := self.check_pod(pod, execution, started)) is not None:
-                            return outcome
-                        return self.outcome_of_vanished_pod(execution)
-                    if (outcome := self.check_pod(pod, execution, started)) is not None:
-                        return outcome
+                    if event["type"] != "BOOKMARK":
+                        yield event["type"], pod
             except ApiException as exc:
-                if exc.status == 410:  # our resourceVersion is too old: list again
-                    resource_version = None
-                    continue
-                raise
+                if exc.status != 410:
+                    raise
+                resource_version = None
             except ProtocolError:  # the server closed the stream: watch again from where we were
-                continue
+                pass
             finally:
                 stream.stop()
-            if not seen_pod and self.job_vanished(execution.id):
-                return self.outcome_of_vanished_pod(execution)
+            yield ROUND_ENDED, None
 
-    def check_pod(self, pod: client.V1Pod, execution: Execution, started: float) -> Outcome | None:
+    def check_pod(self, pod: client.V1Pod, execution: Execution, waited_seconds: float) -> Outcome | None:
         logs = self.read_logs(pod.metadata.name) if pod_finished(pod) else None
-        outcome = outcome_from_pod(pod, logs, execution.limits.memory_mb)
-        if outcome is None and time.monotonic() - started > self.settings.schedule_timeout_seconds:
-            for condition in pod.status.conditions or []:
-                if condition.type == "PodScheduled" and condition.status == "False":
-                    return Outcome(
-                        status=Status.error,
-                        error=f"no node could run the sandbox within {self.settings.schedule_timeout_seconds:g} s: {condition.message}",
-                    )
-        return outcome
+        return outcome_from_pod(pod, logs, execution.limits.memory_mb) or unschedulable_outcome(
+            pod, waited_seconds, self.settings.schedule_timeout_seconds
+        )
 
     def read_logs(self, pod_name: str) -> str | None:
         try:
             # Raw bytes: the client would otherwise try to deserialise a JSON-looking log.
             response = self.core.read_namespaced_pod_log(pod_name, self.namespace, container=CONTAINER, _preload_content=False)
-            return response.data.decode("utf-8", errors="replace")
+            return str(response.data.decode("utf-8", errors="replace"))
         except ApiException as exc:
             log.warning("cannot read the log of %s: %s", pod_name, exc.reason)
             return None
 
-    def job_vanished(self, execution_id: str) -> bool:
+    def read_job(self, execution_id: str) -> client.V1Job | None:
+        """The execution's Job, or None when it is gone or cannot be read."""
+        try:
+            return self.batch.read_namespaced_job(job_name(execution_id), self.namespace)
+        except ApiException:
+            return None
+
+    def job_gone(self, execution_id: str) -> bool:
+        """True only when the API server says the Job does not exist (any other error proves nothing)."""
         try:
             self.batch.read_namespaced_job(job_name(execution_id), self.namespace)
             return False
         except ApiException as exc:
             return exc.status == 404
-
-    def outcome_of_vanished_pod(self, execution: Execution) -> Outcome:
-        try:
-            job = self.batch.read_namespaced_job(job_name(execution.id), self.namespace)
-            for condition in job.status.conditions or []:
-                if condition.reason == "DeadlineExceeded" and condition.status == "True":
-                    return Outcome(status=Status.timed_out, error="the sandbox ran past its deadline and was stopped")
-        except ApiException:
-            pass
-        return Outcome(status=Status.error, error="the sandbox pod was deleted before it reported a result")
 
     def is_cancelled(self, execution_id: str) -> bool:
         with self._lock:

@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from executioner.models import Execution, Outcome, Status
+from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
 from executioner.runner_protocol import (
     INPUT_DIR,
     RUNNER_PATH,
@@ -126,7 +126,7 @@ class LocalBackend:
 
     def recover(self, execution: Execution) -> Outcome | None:
         # A local sandbox dies with its worker (--die-with-parent): nothing is left to harvest.
-        return Outcome(status=Status.error, error=LOST_WORKER_REASON)
+        return Outcome.failure(Status.error, LOST_WORKER_REASON)
 
     def _write_input(self, workdir: Path, execution: Execution) -> None:
         # The sandbox runs as another user: it needs to read these, never to write them.
@@ -190,24 +190,20 @@ class LocalBackend:
             cancelled_early = execution.id in self._cancelled
         if cancelled_early:
             process.kill()
-        deadline = execution.limits.timeout_seconds + self.settings.grace_seconds
         try:
-            stdout, stderr = process.communicate(timeout=deadline)
+            stdout, stderr = process.communicate(timeout=self.settings.sandbox_deadline(execution.limits))
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
-            return Outcome(status=Status.timed_out, error="the sandbox did not stop at its deadline and was killed")
+            return Outcome.failure(Status.timed_out, "the sandbox did not stop at its deadline and was killed")
         if execution.id in self._cancelled:
-            return Outcome(status=Status.cancelled, error="cancelled by request")
+            return Outcome.cancelled()
         try:
             return parse_envelope(stdout.decode("utf-8", errors="replace"))
         except EnvelopeError as exc:
             if cgroup and cgroup.oom_kills() > 0:
-                return Outcome(
-                    status=Status.memory_exceeded,
-                    error=f"the program used more than {execution.limits.memory_mb} MiB of memory",
-                )
+                return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(execution.limits.memory_mb))
             reason = stderr.decode("utf-8", errors="replace").strip().splitlines()
             detail = f" ({reason[-1]})" if reason else ""
             log.warning("sandbox for %s failed: exit %s%s", execution.id, process.returncode, detail)
-            return Outcome(status=Status.error, error=f"{exc}{detail}")
+            return Outcome.failure(Status.error, f"{exc}{detail}")

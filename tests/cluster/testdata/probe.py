@@ -19,7 +19,7 @@ def probe(target):
         return "open"
     except ConnectionRefusedError:
         return "refused"
-    except socket.timeout:
+    except TimeoutError:
         return "timeout"
     except OSError as e:
         return f"error:{e.errno}"

@@ -1,14 +1,24 @@
-"""Celery configuration: one dict, JSON only, at-least-once delivery made safe by the store's CAS."""
+"""The execution queue (Celery on Redis): its configuration and enqueueing, shared by every component.
+
+Producers (the API, the operator) send the task by name, so they never import the worker; the worker's
+Celery app (executioner.worker.celery_app) consumes with the same configuration.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
 
 from executioner.settings import Settings
 
 QUEUE = "executioner"
+RUN_EXECUTION = "executioner.run_execution"
 
 
-def celery_config(settings: Settings) -> dict:
-    longest_task = settings.max_timeout_seconds + settings.grace_seconds + settings.schedule_timeout_seconds
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """One dict, JSON only, at-least-once delivery made safe by the store's compare-and-set."""
+    longest_task = settings.longest_task_seconds
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
@@ -33,3 +43,18 @@ def celery_config(settings: Settings) -> dict:
         "worker_send_task_events": False,
         "worker_hijack_root_logger": False,
     }
+
+
+class ExecutionQueue:
+    """Sends executions to the workers by task name."""
+
+    def __init__(self, settings: Settings):
+        self.celery = Celery("executioner", set_as_current=False)
+        self.celery.config_from_object(celery_config(settings))
+
+    def enqueue(self, execution_id: str) -> None:
+        # The task id is the execution id, so the broker and the store name the same thing.
+        self.celery.send_task(RUN_EXECUTION, args=[execution_id], task_id=execution_id)
+
+    def close(self) -> None:
+        self.celery.close()

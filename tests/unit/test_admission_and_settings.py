@@ -1,0 +1,88 @@
+"""Admission arithmetic, settings validation and the deadlines derived from them."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from executioner.admission import rate_refusal, refusal_for
+from executioner.models import Limits, Outcome, Status, execution_create_model
+from executioner.queue import celery_config
+from executioner.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("caps", "queued", "active", "expected"),
+    [
+        ({}, 0, 0, None),
+        ({"max_queued": 10}, 9, 0, None),
+        ({"max_queued": 10}, 10, 0, 503),
+        ({"max_active_per_key": 5}, 0, 4, None),
+        ({"max_active_per_key": 5}, 0, 5, 429),
+        ({"max_queued": 10, "max_active_per_key": 5}, 10, 5, 503),  # the global cap speaks first
+        ({"max_queued": 0, "max_active_per_key": 0}, 10**6, 10**6, None),  # 0 turns a cap off
+    ],
+)
+def test_refusal_for(caps, queued, active, expected):
+    settings = Settings(**{"max_queued": 1000, "max_active_per_key": 100, **caps})
+    refusal = refusal_for(settings, queued=queued, active_of_owner=active)
+    assert (refusal.status_code if refusal else None) == expected
+    if refusal:
+        assert refusal.retry_after >= 1
+
+
+@pytest.mark.parametrize(("wait", "retry_after"), [(0.0, 1), (0.2, 1), (1.0, 1), (1.01, 2), (7.5, 8)])
+def test_rate_refusal_rounds_the_wait_up(wait, retry_after):
+    refusal = rate_refusal(Settings(rate_limit_per_minute=60), wait)
+    assert (refusal.status_code, refusal.retry_after) == (429, retry_after)
+    assert "60 executions per minute" in refusal.detail
+
+
+def test_deadlines_are_derived_once():
+    settings = Settings(grace_seconds=4, schedule_timeout_seconds=30, max_timeout_seconds=60)
+    limits = Limits(timeout_seconds=5, memory_mb=128)
+    assert settings.sandbox_deadline(limits) == 9
+    assert settings.worker_deadline(limits) == 39
+    assert settings.longest_task_seconds == 94
+    config = celery_config(settings)
+    # A message is redelivered only long after the longest execution could have ended.
+    assert config["broker_transport_options"]["visibility_timeout"] > 2 * settings.longest_task_seconds
+    assert config["task_time_limit"] > settings.longest_task_seconds
+    assert config["accept_content"] == ["json"] and config["task_acks_late"] is True
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EXECUTIONER_DEFAULT_MEMORY_MB": "1024"}, "between the min and max"),
+        ({"EXECUTIONER_DEFAULT_TIMEOUT_SECONDS": "90"}, "exceeds"),
+        ({"EXECUTIONER_BACKEND": "docker"}, "backend"),
+        ({"EXECUTIONER_PORT": "0"}, "port"),
+    ],
+)
+def test_settings_refuse_nonsense(monkeypatch, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_lists_come_comma_separated(monkeypatch):
+    monkeypatch.setenv("EXECUTIONER_API_KEYS", " a, b ,,c")
+    assert Settings().api_keys == ["a", "b", "c"]
+
+
+def test_the_request_schema_carries_the_deployment_bounds():
+    model = execution_create_model(Settings(max_timeout_seconds=10, max_memory_mb=256, default_timeout_seconds=5))
+    assert model.model_validate({"code": "x"}).limits.timeout_seconds == 5
+    for limits in ({"timeout_seconds": 11}, {"memory_mb": 257}, {"memory_mb": 8}, {"timeout_seconds": 0}, {"cpu": 1}):
+        with pytest.raises(ValidationError):
+            model.model_validate({"code": "x", "limits": limits})
+    with pytest.raises(ValidationError):
+        model.model_validate({"code": ""})
+
+
+def test_named_outcomes():
+    assert Outcome.cancelled() == Outcome(status=Status.cancelled, error="cancelled by request")
+    assert Outcome.failure(Status.error, "why").result_fields()["error"] == "why"
+    assert "status" not in Outcome.cancelled().result_fields()

@@ -1,0 +1,188 @@
+"""The Kubernetes backend's pure parts: the Job it builds, the policy it accepts as proof, what a pod's state means."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client
+
+from executioner.kube import EXECUTION_LABEL, SANDBOX_LABELS, job_name
+from executioner.models import Execution, Limits, Status
+from executioner.settings import Settings
+from executioner.worker.backends.kubernetes import (
+    CONTAINER,
+    DEADLINE_EXCEEDED_REASON,
+    build_input_secrets,
+    build_sandbox_job,
+    is_deny_all,
+    outcome_from_pod,
+    outcome_of_vanished_job,
+    unschedulable_outcome,
+)
+
+
+def execution(timeout: float = 5, memory_mb: int = 128) -> Execution:
+    return Execution.new(code="print('hi')", stdin="in", limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb),
+                         backend="kubernetes", status=Status.running)
+
+
+def test_job_spec_is_locked_down():
+    settings = Settings(sandbox_image="executioner/sandbox:0.1.0", runtime_class_name="gvisor")
+    job = build_sandbox_job(execution(timeout=7, memory_mb=96), settings)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 7 + settings.grace_seconds
+    assert spec["ttlSecondsAfterFinished"] == settings.job_ttl_seconds
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    assert pod["runtimeClassName"] == "gvisor"
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    assert all("hostPath" not in volume for volume in pod["volumes"])
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65534
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False, "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"] == "96Mi"
+    assert "cpu" in container["resources"]["limits"]
+    tmp = next(volume for volume in pod["volumes"] if volume["name"] == "tmp")
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}
+    assert spec["template"]["metadata"]["labels"][EXECUTION_LABEL]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (Settings(), {}),
+        (Settings(sandbox_node_selector={"pool": "sandbox"}), {"nodeSelector": {"pool": "sandbox"}}),
+        (Settings(sandbox_tolerations=[{"key": "sandbox", "operator": "Exists"}]),
+         {"tolerations": [{"key": "sandbox", "operator": "Exists"}]}),
+    ],
+)
+def test_job_scheduling_follows_the_settings(settings, expected):
+    pod = build_sandbox_job(execution(), settings)["spec"]["template"]["spec"]
+    assert {key: pod[key] for key in ("nodeSelector", "tolerations", "runtimeClassName") if key in pod} == expected
+
+
+def test_input_secrets_are_immutable_and_owned_by_the_job():
+    run = execution()
+    job = build_sandbox_job(run, Settings())
+    job["metadata"]["uid"] = "uid-1"
+    secrets = build_input_secrets(run, job)
+    assert [s["stringData"] for s in secrets] == [{"code": "print('hi')"}, {"stdin": "in"}]
+    for secret in secrets:
+        assert secret["immutable"] is True
+        assert secret["metadata"]["ownerReferences"] == [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": job_name(run.id), "uid": "uid-1", "controller": False}
+        ]
+    # The pod mounts exactly these Secrets.
+    projected = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "input")["projected"]
+    assert {s["secret"]["name"] for s in projected["sources"]} == {s["metadata"]["name"] for s in secrets}
+
+
+def policy(types=("Ingress", "Egress"), ingress=None, egress=None, labels=None, expressions=None):
+    return client.V1NetworkPolicy(spec=client.V1NetworkPolicySpec(
+        policy_types=list(types), ingress=ingress, egress=egress,
+        pod_selector=client.V1LabelSelector(match_labels=labels, match_expressions=expressions),
+    ))
+
+
+ALLOW_ALL = [client.V1NetworkPolicyEgressRule()]
+
+
+@pytest.mark.parametrize(
+    ("case", "network_policy", "deny_all"),
+    [
+        ("empty selector, both directions", policy(), True),
+        ("sandbox labels, both directions", policy(labels=dict(SANDBOX_LABELS)), True),
+        ("one sandbox label", policy(labels={"app.kubernetes.io/name": "executioner-sandbox"}), True),
+        ("ingress only", policy(types=("Ingress",)), False),
+        ("egress only", policy(types=("Egress",)), False),
+        ("an egress rule", policy(egress=ALLOW_ALL), False),
+        ("an ingress rule", policy(ingress=[client.V1NetworkPolicyIngressRule()]), False),
+        ("selects other pods", policy(labels={"app": "web"}), False),
+        ("match expressions", policy(expressions=[client.V1LabelSelectorRequirement(key="a", operator="Exists")]), False),
+    ],
+)
+def test_is_deny_all(case, network_policy, deny_all):
+    assert is_deny_all(network_policy, SANDBOX_LABELS) is deny_all, case
+
+
+def pod(phase="Running", waiting=None, terminated=None, reason=None, conditions=None):
+    state = client.V1ContainerState(
+        waiting=client.V1ContainerStateWaiting(reason=waiting, message=f"{waiting} message") if waiting else None,
+        terminated=client.V1ContainerStateTerminated(exit_code=terminated[0], reason=terminated[1]) if terminated else None,
+    )
+    return client.V1Pod(
+        spec=client.V1PodSpec(containers=[client.V1Container(name=CONTAINER, image="sandbox:1")]),
+        status=client.V1PodStatus(
+            phase=phase, reason=reason, conditions=conditions,
+            container_statuses=[client.V1ContainerStatus(name=CONTAINER, image="sandbox:1", image_id="", ready=False,
+                                                         restart_count=0, state=state)],
+        ),
+    )
+
+
+ENVELOPE = json.dumps({"v": 1, "status": "succeeded", "exit_code": 0, "stdout": "hi\n", "stderr": "",
+                       "stdout_truncated": False, "stderr_truncated": False, "duration_ms": 3})
+ERROR_ENVELOPE = json.dumps({"v": 1, "status": "error", "error": "killed"})
+
+
+@pytest.mark.parametrize(
+    ("case", "the_pod", "logs", "status", "error_contains"),
+    [
+        ("still running", pod(), None, None, None),
+        ("pending", pod(phase="Pending"), None, None, None),
+        ("image pull", pod(phase="Pending", waiting="ImagePullBackOff"), None, Status.error, "cannot be pulled"),
+        ("bad config", pod(phase="Pending", waiting="CreateContainerConfigError"), None, Status.error, "could not start"),
+        ("succeeded", pod(phase="Succeeded", terminated=(0, "Completed")), ENVELOPE, Status.succeeded, None),
+        ("runner error, OOMKilled", pod(phase="Failed", terminated=(137, "OOMKilled")), ERROR_ENVELOPE,
+         Status.memory_exceeded, "more than 96 MiB"),
+        ("OOMKilled, no envelope", pod(phase="Failed", terminated=(137, "OOMKilled")), "", Status.memory_exceeded, "96 MiB"),
+        ("deadline", pod(phase="Failed", reason="DeadlineExceeded"), None, Status.timed_out, DEADLINE_EXCEEDED_REASON),
+        ("garbage log", pod(phase="Failed", terminated=(1, "Error")), "not json", Status.error, "(exit 1, Error)"),
+        ("forged-looking last line", pod(phase="Succeeded", terminated=(0, "Completed")), '{"v": 2}', Status.error,
+         "without reporting"),
+    ],
+)
+def test_outcome_from_pod(case, the_pod, logs, status, error_contains):
+    outcome = outcome_from_pod(the_pod, logs, limits_memory_mb=96)
+    if status is None:
+        assert outcome is None, case
+        return
+    assert outcome is not None and outcome.status is status, (case, outcome)
+    if error_contains:
+        assert error_contains in (outcome.error or ""), (case, outcome)
+
+
+def test_an_envelope_is_taken_whole():
+    outcome = outcome_from_pod(pod(phase="Succeeded", terminated=(0, "Completed")), ENVELOPE, 128)
+    assert outcome is not None
+    assert (outcome.exit_code, outcome.stdout, outcome.duration_ms) == (0, "hi\n", 3)
+
+
+UNSCHEDULED = [client.V1PodCondition(type="PodScheduled", status="False", message="0/1 nodes are available")]
+
+
+@pytest.mark.parametrize(
+    ("waited", "conditions", "is_error"),
+    [(5, UNSCHEDULED, False), (61, UNSCHEDULED, True), (61, None, False),
+     (61, [client.V1PodCondition(type="PodScheduled", status="True")], False)],
+)
+def test_unschedulable_only_after_the_schedule_timeout(waited, conditions, is_error):
+    outcome = unschedulable_outcome(pod(phase="Pending", conditions=conditions), waited, schedule_timeout_seconds=60)
+    assert (outcome is not None) is is_error
+    if outcome:
+        assert outcome.status is Status.error and "0/1 nodes are available" in (outcome.error or "")
+
+
+def test_a_vanished_job_is_a_timeout_only_when_its_deadline_passed():
+    deadline = client.V1Job(status=client.V1JobStatus(conditions=[
+        client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded")]))
+    assert outcome_of_vanished_job(deadline).status is Status.timed_out
+    assert outcome_of_vanished_job(client.V1Job(status=client.V1JobStatus())).status is Status.error
+    assert "deleted" in (outcome_of_vanished_job(None).error or "")

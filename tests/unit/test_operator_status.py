@@ -1,0 +1,72 @@
+"""An execution as an ExecutionRequest's status: phases, capped output, and Kubernetes' condition rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from executioner.models import Execution, Limits, Status
+from executioner.operator.status import FINAL_PHASES, PHASES, STATUS_OUTPUT_BYTES, capped, set_condition, status_of
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
+
+
+def execution(status: Status, **fields) -> Execution:
+    record = Execution.new(code="x", limits=Limits(timeout_seconds=5, memory_mb=128), backend="local")
+    return record.model_copy(update={"status": status, **fields})
+
+
+@pytest.mark.parametrize(("status", "phase"), list(PHASES.items()))
+def test_every_status_has_a_phase_and_a_complete_condition(status, phase):
+    document = status_of(execution(status), T0, generation=1)
+    assert document["phase"] == phase
+    (condition,) = document["conditions"]
+    assert condition["type"] == "Complete"
+    assert condition["status"] == ("True" if status.terminal else "False")
+    assert (phase in FINAL_PHASES) is status.terminal
+
+
+def test_condition_and_status_carry_the_observed_generation():
+    document = status_of(execution(Status.running), T0, generation=3)
+    assert document["observedGeneration"] == 3
+    assert document["conditions"][0]["observedGeneration"] == 3
+
+
+def test_transition_time_moves_only_when_the_condition_status_changes():
+    queued = status_of(execution(Status.queued), T0, generation=1)
+    running = status_of(execution(Status.running), T1, generation=1, conditions=queued["conditions"])
+    # Pending -> Running: Complete stays "False", so its transition time stays.
+    assert running["conditions"][0]["lastTransitionTime"] == T0
+    assert running["conditions"][0]["reason"] == "Running"
+    done = status_of(execution(Status.succeeded), T1, generation=1, conditions=running["conditions"])
+    assert done["conditions"][0]["lastTransitionTime"] == T1
+
+
+def test_set_condition_keeps_other_types():
+    others = [{"type": "Ready", "status": "True", "lastTransitionTime": T0}]
+    result = set_condition(others, {"type": "Complete", "status": "False"}, T1)
+    assert [c["type"] for c in result] == ["Ready", "Complete"]
+    assert result[1]["lastTransitionTime"] == T1
+
+
+@pytest.mark.parametrize(
+    ("text", "truncated"),
+    [("", False), ("a" * STATUS_OUTPUT_BYTES, False), ("a" * (STATUS_OUTPUT_BYTES + 1), True), ("é" * STATUS_OUTPUT_BYTES, True)],
+)
+def test_output_is_capped_in_bytes_on_a_character_boundary(text, truncated):
+    kept, was_capped = capped(text)
+    assert was_capped is truncated
+    assert len(kept.encode()) <= STATUS_OUTPUT_BYTES
+    assert text.startswith(kept)
+
+
+def test_finished_execution_fields():
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    record = execution(Status.failed, exit_code=2, stdout="o", stderr="e", error=None, started_at=started,
+                       finished_at=started, duration_ms=12, stdout_truncated=True)
+    document = status_of(record, T0)
+    assert document["exitCode"] == 2 and document["stdout"] == "o" and document["stderr"] == "e"
+    assert document["stdoutTruncated"] is True and document["stderrTruncated"] is False
+    assert document["startedAt"] == "2026-01-01T00:00:00Z" and document["durationMs"] == 12
+    assert "observedGeneration" not in document

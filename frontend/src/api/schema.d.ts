@@ -307,6 +307,13 @@ export interface operations {
                     "application/json": components["schemas"]["ExecutionPublic"];
                 };
             };
+            /** @description The body is not readable JSON text */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description Missing or unknown API key */
             401: {
                 headers: {
@@ -337,7 +344,14 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description The execution could not be queued */
+            /** @description Rate limit or per-key cap reached; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The queue is full or the execution could not be queued; see Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;

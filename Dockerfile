@@ -1,6 +1,6 @@
 # The application image: one image, three commands (`executioner api`, `executioner worker`, `executioner operator`).
 # Nothing is downloaded during the build (the build may not reach PyPI): on the host, first
-#   pip wheel . -w build/wheels                          # the project and every dependency as wheels
+#   hack/chart/build-wheels.sh                           # the project and the versions uv.lock pins, as wheels
 #   cd frontend && npm ci && npm run build               # the web UI in frontend/dist
 # (`make app-image` does both, then builds this file).
 FROM docker.io/library/python:3.11-slim AS build

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: help deps venv frontend up test test-local test-cluster bench clean
+.PHONY: help deps venv lock frontend up test test-local test-cluster bench clean
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -24,13 +24,38 @@ deps:  ## install redis-server, bubblewrap, util-linux and Chromium from Debian 
 browser-deps:  ## Debian's Chromium for the browser tests
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-venv: $(BIN)/executioner  ## the Python environment with the CLI at .venv/bin/executioner
+# Python dependencies are locked in uv.lock; uv itself is pinned here and fetched from PyPI once per version into
+# ~/.cache/executioner/uv-<version>/ (outside the clone, like the cluster tools). uv never downloads a Python: it
+# uses $(PYTHON).
+UV_VERSION := 0.13.9
+UV_HOME := $(HOME)/.cache/executioner/uv-$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+UV_RUN := UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=$(VENV) $(UV)
+# what `make venv` installs: the runtime dependencies, the test extra and the dev (lint) group
+UV_SYNC_ARGS := --extra test --group dev
 
-$(BIN)/executioner: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -P -m venv $(VENV)
-	$(BIN)/python -P -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[test]'
+venv: $(BIN)/executioner  ## the Python environment with the CLI at .venv/bin/executioner (exactly uv.lock)
+
+# exactly the lock (`--frozen`: the lock is never re-resolved here), the project editable, nothing else (uv removes
+# packages the lock does not name)
+$(BIN)/executioner: pyproject.toml uv.lock $(UV)
+	$(UV_RUN) sync --frozen $(UV_SYNC_ARGS) --python $(PYTHON)
 	touch $@
+
+# keeps every pin that still satisfies pyproject.toml; LOCK_ARGS="--upgrade-package NAME" (or --upgrade) moves pins on
+LOCK_ARGS ?=
+lock: $(UV)  ## re-resolve uv.lock after editing the dependencies in pyproject.toml (then `make venv`)
+	$(UV_RUN) lock --python $(PYTHON) $(LOCK_ARGS)
+
+# installed beside its final place and renamed, so an interrupted install never leaves a half-made uv behind; with
+# the host's pip, or one from a throwaway venv when the host Python has none
+$(UV):
+	rm -rf $(UV_HOME).tmp $(UV_HOME).pip
+	if $(PYTHON) -P -m pip --version >/dev/null 2>&1; then pip="$(PYTHON) -P -m pip"; \
+	else $(PYTHON) -P -m venv $(UV_HOME).pip && pip="$(UV_HOME).pip/bin/python -P -m pip"; fi; \
+	$$pip install -q --disable-pip-version-check --no-deps --only-binary=:all: --target $(UV_HOME).tmp uv==$(UV_VERSION)
+	rm -rf $(UV_HOME).pip $(UV_HOME) && mv $(UV_HOME).tmp $(UV_HOME)
+	$@ --version
 
 frontend: frontend/dist/index.html  ## build the web UI the API serves at /
 

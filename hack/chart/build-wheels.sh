@@ -1,56 +1,74 @@
 #!/usr/bin/env bash
-# Wheels for the application image (root Dockerfile), built on the host so the image build needs no index:
-# the project itself plus every dependency, for CPython 3.11 on manylinux x86_64/aarch64 (the image's platform).
+# Wheels for the application image (root Dockerfile), built on the host so the image build needs no index: the
+# project itself plus exactly the versions uv.lock pins for its runtime dependencies (no test extra, no dev group),
+# one wheel per package, for CPython 3.11 on manylinux x86_64/aarch64 (the image's platform). The Dockerfile's
+# `pip install --no-index --find-links /wheels executioner` can therefore only install the lock's versions.
+# requirements.txt beside them (not copied into the image) holds those pins with the lock's hashes.
 #
 #   hack/chart/build-wheels.sh [out-dir]        default: build/wheels (emptied first)
 #
-# Dependencies are resolved for python_full_version "3.11" rather than the host's interpreter: base images differ
-# in their patch release (the local cluster's stand-in is Debian's 3.11.2, which needs redis' async-timeout
-# backport), and the lowest 3.11 pulls in every conditional dependency.
+# The lock is universal: its environment markers are evaluated here for Linux CPython 3.11.0 to 3.11.29 on this
+# machine's architecture, not for the host's interpreter as `pip download` would. Base images differ in their patch
+# release (the local cluster's stand-in is Debian's 3.11.2, which needs redis' async-timeout backport,
+# python_full_version < '3.11.3'), so every wheel any 3.11 needs is here; pip in the image evaluates the
+# dependencies' markers for its own interpreter and installs only what that needs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUT=${1:-$ROOT/build/wheels}
-PY=${PYTHON:-$ROOT/.venv/bin/python}
-[ -x "$PY" ] || PY=python3
+# any Python with pip (it downloads the wheels); .venv has none (uv manages it)
+PY=${PYTHON:-python3}
+# the Makefile's uv (same pinned version), fetched from PyPI into ~/.cache/executioner once
+UV_VERSION=$(sed -n 's/^UV_VERSION := *//p' "$ROOT/Makefile")
+UV=$HOME/.cache/executioner/uv-$UV_VERSION/bin/uv
+[ -x "$UV" ] || make -C "$ROOT" -s --no-print-directory "$UV" >&2
 arch=$(uname -m)
+tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 rm -rf "$OUT" && mkdir -p "$OUT"
 # setuptools builds in-tree under build/; keep that out of the way of a stale build/lib
 rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."*
-"$PY" -P -m pip wheel -q --no-deps "$ROOT" -w "$OUT" 2>/dev/null || "$PY" -P -m pip wheel --no-deps "$ROOT" -w "$OUT"
-"$PY" -P -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+UV_PYTHON_DOWNLOADS=never "$UV" build -q --wheel --python "$PY" --out-dir "$OUT" "$ROOT"
+wheel=$(cd "$OUT" && ls executioner-*.whl)
+version=$(echo "$wheel" | cut -d- -f2)
+{ "$UV" export -q --project "$ROOT" --frozen --no-dev --no-emit-project --format requirements-txt --no-header --no-annotate
+  echo "executioner==$version --hash=sha256:$(sha256sum "$OUT/$wheel" | cut -d' ' -f1)"; } > "$OUT/requirements.txt"
+# the pins any Linux CPython 3.11 needs, markers dropped, hashes kept (pip checks them)
+"$PY" -P - "$OUT/requirements.txt" "$arch" > "$tmp/download.txt" <<'PYEOF'
+import sys
+from pathlib import Path
+try:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+except ImportError:  # a host Python without packaging: pip's copy
+    from pip._vendor.packaging.requirements import Requirement
+    from pip._vendor.packaging.utils import canonicalize_name
+requirements, arch = Path(sys.argv[1]), sys.argv[2]
+envs = [{"python_version": "3.11", "python_full_version": f"3.11.{patch}", "implementation_version": f"3.11.{patch}",
+         "implementation_name": "cpython", "platform_python_implementation": "CPython", "sys_platform": "linux",
+         "os_name": "posix", "platform_system": "Linux", "platform_machine": arch} for patch in range(30)]
+pins: dict[str, str] = {}
+for line in requirements.read_text().replace("\\\n", " ").splitlines():
+    line = line.strip()
+    if not line or line.startswith("#"):
+        continue
+    spec, *hashes = line.split(" --hash=")
+    req = Requirement(spec)
+    name = canonicalize_name(req.name)
+    if name == "executioner" or (req.marker is not None and not any(req.marker.evaluate(env) for env in envs)):
+        continue
+    if name in pins:
+        sys.exit(f"uv.lock pins {name} twice for different 3.11 releases: the Dockerfile's plain --find-links "
+                 "install cannot choose by marker (it would have to install requirements.txt)")
+    pins[name] = f"{req.name}{req.specifier}" + "".join(f" --hash={h.strip()}" for h in hashes)
+print("\n".join(pins.values()))
+PYEOF
+"$PY" -P -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+  --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
   --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
   --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any \
-  -d "$OUT" "$OUT"/executioner-*.whl
-# pip evaluates environment markers against the host's interpreter: add what an older 3.11 patch release needs
-# (e.g. redis: async-timeout; python_full_version < '3.11.3'), until nothing is missing.
-for _ in 1 2 3; do
-  missing=$("$PY" - "$OUT" <<'PYEOF'
-import sys, zipfile
-from pathlib import Path
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
-out = Path(sys.argv[1])
-have = {canonicalize_name(parse_wheel_filename(w.name)[0]) for w in out.glob("*.whl")}
-env = {"python_version": "3.11", "python_full_version": "3.11.0", "implementation_name": "cpython",
-       "platform_python_implementation": "CPython", "sys_platform": "linux", "os_name": "posix"}
-need = set()
-for wheel in out.glob("*.whl"):
-    with zipfile.ZipFile(wheel) as z:
-        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-        for line in z.read(meta).decode().splitlines():
-            if line.startswith("Requires-Dist:"):
-                req = Requirement(line.split(":", 1)[1].strip())
-                if req.marker and "extra" in str(req.marker):
-                    continue
-                if (req.marker is None or req.marker.evaluate(env)) and canonicalize_name(req.name) not in have:
-                    need.add(f"{req.name}{req.specifier}")
-print(" ".join(sorted(need)))
-PYEOF
-)
-  [ -n "$missing" ] || break
-  echo "adding for older 3.11 releases: $missing" >&2
-  # shellcheck disable=SC2086
-  "$PY" -P -m pip download -q --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --abi abi3 \
-    --abi none --platform "manylinux2014_$arch" --platform any -d "$OUT" $missing
-done
-echo "$(ls "$OUT" | wc -l) wheels in $OUT ($(du -sh "$OUT" | cut -f1))" >&2
+  -d "$OUT" -r "$tmp/download.txt"
+# this host's 3.11 installs the lock's pins and hashes from here: the project needs nothing the lock lacks
+if "$PY" -P -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+  "$PY" -P -m pip install -q --disable-pip-version-check --dry-run --ignore-installed --no-index --find-links "$OUT" \
+    --require-hashes -r "$OUT/requirements.txt"
+fi
+echo "$(ls "$OUT"/*.whl | wc -l) wheels in $OUT ($(du -sh "$OUT" | cut -f1)), pinned by uv.lock" >&2

@@ -1,5 +1,11 @@
 """What `EXECUTIONER_BACKEND=kubernetes make up` needs in the cluster, created from manifests/ when absent:
-the CRD, and the sandbox namespace with its deny-all NetworkPolicy (plus its quota and limits)."""
+the CRD, and the sandbox namespace with its deny-all NetworkPolicy (plus its quota and limits).
+
+manifests/ is the chart's render, so its objects say `app.kubernetes.io/managed-by: Helm`; no Helm release owns
+what this module creates, though, so each object is labelled `app.kubernetes.io/managed-by: executioner-up`
+instead. That label is what lets a later `make chart-install` take them over (hack/chart/adopt-make-up-objects.sh
+gives exactly those objects to the release; anything else in the way stays untouched and stops the install).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,9 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger(__name__)
 MANIFESTS = Path(__file__).resolve().parents[1] / "manifests"
 CLUSTER_PREREQUISITES = ("crd.yaml", "sandbox-namespace.yaml")
+MANAGED_BY = "app.kubernetes.io/managed-by"
+# The mark of an object `make up` created (and hack/chart/adopt-make-up-objects.sh may hand to a Helm release).
+MANAGED_BY_UP = "executioner-up"
 
 
 def ensure_prerequisites(api_client: client.ApiClient, sandbox_namespace: str, manifests: Path = MANIFESTS) -> list[str]:
@@ -28,6 +37,7 @@ def ensure_prerequisites(api_client: client.ApiClient, sandbox_namespace: str, m
                 metadata["name"] = sandbox_namespace
             elif metadata.get("namespace") == "executioner-sandbox":
                 metadata["namespace"] = sandbox_namespace
+            metadata.setdefault("labels", {})[MANAGED_BY] = MANAGED_BY_UP
             try:
                 utils.create_from_dict(api_client, document)
             except utils.FailToCreateError as exc:

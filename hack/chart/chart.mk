@@ -12,6 +12,8 @@ CHART_BUILD_IMAGES ?= 1
 APP_IMAGE_REF ?= executioner/app:$(CHART_VERSION_APP)
 SANDBOX_IMAGE_REF ?= executioner/sandbox:$(CHART_VERSION_APP)
 REDIS_IMAGE_REF ?= executioner/redis:7.0-local
+# the values arguments both the adoption step and helm get
+CHART_VALUES_ARGS = $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_ARGS)
 CHART_KUBECONFIG = $(or $(KUBECONFIG),$(wildcard /var/lib/executioner-cluster/kubeconfig))
 HELM_BIN = $(shell hack/chart/helm.sh)
 KUBECTL_BIN = $(or $(wildcard $(HOME)/.cache/executioner/kubernetes-$(shell sed -n 's/^KUBE_VERSION=\([^ ]*\).*/\1/p' hack/cluster/versions.env)/bin/kubectl),kubectl)
@@ -37,13 +39,17 @@ chart-lint:  ## helm lint --strict and check manifests/ matches the chart's defa
 chart-manifests:  ## regenerate manifests/ from the chart (helm template)
 	hack/chart/render-manifests.sh
 
-chart-install: $(if $(filter 1,$(CHART_BUILD_IMAGES)),chart-images)  ## install/upgrade the chart into the cluster in KUBECONFIG
+chart-install: $(if $(filter 1,$(CHART_BUILD_IMAGES)),chart-images)  ## install/upgrade the chart into the cluster in KUBECONFIG (adopting what `make up` created)
 	@test -n "$(CHART_KUBECONFIG)" || { echo "KUBECONFIG is not set (make cluster-up prints it)" >&2; exit 1; }
 	@# the release namespace enforces Pod Security "restricted" too: every pod of the chart passes it
 	printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n' \
 	  $(CHART_NAMESPACE) | $(KUBECTL_BIN) --kubeconfig $(CHART_KUBECONFIG) apply -f -
+	@# what a kubernetes-mode `make up` created (the sandbox namespace and its policies) goes to the release; anything
+	@# else in the way stops here with its name
+	KUBECONFIG=$(CHART_KUBECONFIG) HELM="$(HELM_BIN)" KUBECTL=$(KUBECTL_BIN) hack/chart/adopt-make-up-objects.sh \
+	  $(CHART_RELEASE) $(CHART_NAMESPACE) $(CHART_VALUES_ARGS)
 	"$(HELM_BIN)" upgrade --install $(CHART_RELEASE) $(CHART_DIR) --kubeconfig $(CHART_KUBECONFIG) \
-	  -n $(CHART_NAMESPACE) $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_ARGS) --wait --timeout 5m
+	  -n $(CHART_NAMESPACE) $(CHART_VALUES_ARGS) --wait --timeout 5m
 	"$(HELM_BIN)" status $(CHART_RELEASE) --kubeconfig $(CHART_KUBECONFIG) -n $(CHART_NAMESPACE) --show-resources | head -5
 
 chart-test:  ## helm test: a hello world through the installed API Service (the pod's log is shown when it fails)

@@ -1,7 +1,9 @@
-"""Fixtures for the chart tests: the pinned helm and a `render` helper (helm template -> list of dicts).
-The real-cluster fixtures (kubeconfig, namespace, cluster_harness) come from tests/conftest.py."""
+"""Fixtures for the chart tests: the pinned helm, a `render` helper (helm template -> list of dicts) and
+`chart_images` (the chart's images loaded into the cluster). The real-cluster fixtures (kubeconfig, namespace,
+cluster_harness) come from tests/conftest.py."""
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
 LOCAL_VALUES = REPO / "hack" / "chart" / "values-local.yaml"
+APP_VERSION = re.search(r'^appVersion: "?([^"\n]+)"?', (CHART / "Chart.yaml").read_text(), re.M).group(1)
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -74,3 +77,19 @@ class Renderer:
 @pytest.fixture(scope="session")
 def render(helm) -> Renderer:
     return Renderer(helm)
+
+
+@pytest.fixture(scope="session")
+def chart_images(kubeconfig, cluster_harness) -> None:
+    """The app, sandbox and Redis images of an install with hack/chart/values-local.yaml, built and loaded by
+    hack/chart/image.sh (which skips an image already loaded from the same inputs) on the local cluster; on another
+    cluster they must have been loaded already."""
+    if not cluster_harness.is_local_cluster(kubeconfig):
+        return
+    if not (REPO / "frontend" / "dist" / "index.html").exists():
+        subprocess.run(["make", "frontend"], cwd=REPO, check=True, timeout=900)
+    for kind, ref in (("app", f"executioner/app:{APP_VERSION}"), ("sandbox", f"executioner/sandbox:{APP_VERSION}"),
+                      ("redis", "executioner/redis:7.0-local")):
+        p = subprocess.run([str(REPO / "hack" / "chart" / "image.sh"), kind, ref], cwd=REPO,
+                           capture_output=True, text=True, timeout=1800)
+        assert p.returncode == 0, f"building {ref} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"

@@ -2,9 +2,8 @@
 Service, an ExecutionRequest through kubectl, helm test, an upgrade that keeps the generated secrets, and
 helm uninstall leaving nothing behind but the CRD.
 
-The tests in this module share one release and run in file order (the last one uninstalls it). Images are built and
-loaded by hack/chart/image.sh (skipped when already loaded from the same inputs) on the local cluster; on another
-cluster they must have been loaded already.
+The tests in this module share one release and run in file order (the last one uninstalls it). Images come from the
+`chart_images` fixture (tests/chart/conftest.py).
 """
 from __future__ import annotations
 
@@ -22,7 +21,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
 LOCAL_VALUES = REPO / "hack" / "chart" / "values-local.yaml"
-APP_VERSION = re.search(r'^appVersion: "?([^"\n]+)"?', (CHART / "Chart.yaml").read_text(), re.M).group(1)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -55,21 +53,8 @@ class Release:
         return base64.b64decode(data[key]).decode()
 
 
-def build_images(harness, kubeconfig):
-    if not harness.is_local_cluster(kubeconfig):
-        return
-    if not (REPO / "frontend" / "dist" / "index.html").exists():
-        subprocess.run(["make", "frontend"], cwd=REPO, check=True, timeout=900)
-    for kind, ref in (("app", f"executioner/app:{APP_VERSION}"), ("sandbox", f"executioner/sandbox:{APP_VERSION}"),
-                      ("redis", "executioner/redis:7.0-local")):
-        p = subprocess.run([str(REPO / "hack" / "chart" / "image.sh"), kind, ref], cwd=REPO,
-                           capture_output=True, text=True, timeout=1800)
-        assert p.returncode == 0, f"building {ref} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"
-
-
 @pytest.fixture(scope="module")
-def release(helm, kubeconfig, cluster_harness):
-    build_images(cluster_harness, kubeconfig)
+def release(helm, kubeconfig, cluster_harness, chart_images):
     namespace = cluster_harness.make_namespace(kubeconfig, prefix="t-chart-e2e")  # Pod Security "restricted"
     rel = Release(helm, kubeconfig, cluster_harness, namespace)
     try:

@@ -7,6 +7,7 @@
 The app is built with default settings (every EXECUTIONER_* variable ignored), so the document does not depend on
 the environment; building it connects to nothing. tests/unit/test_openapi_snapshot.py checks the snapshot.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,10 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     SNAPSHOT.write_text(current)
-    print(f"wrote {SNAPSHOT}; now run `npm run gen:api` in frontend/ (npm run check:api tells whether it must)",
-          file=sys.stderr)
+    print(
+        f"wrote {SNAPSHOT}; now run `npm run gen:api` in frontend/ (npm run check:api tells whether it must)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -24,7 +24,9 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_UP = "executioner-up"
 
 
-def ensure_prerequisites(api_client: client.ApiClient, sandbox_namespace: str, manifests: Path = MANIFESTS) -> list[str]:
+def ensure_prerequisites(
+    api_client: client.ApiClient, sandbox_namespace: str, manifests: Path = MANIFESTS
+) -> list[str]:
     """Create each object of the prerequisite manifests that does not exist yet; returns what was created."""
     created = []
     for name in CLUSTER_PREREQUISITES:

@@ -4,6 +4,7 @@
 `app.kubernetes.io/managed-by: executioner-up`; `make chart-install` hands exactly those to the Helm release
 (hack/chart/adopt-make-up-objects.sh) before `helm upgrade --install`, and refuses to touch anything else in the way.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,13 @@ def metadata(harness, kubeconfig, *what, namespace=None) -> dict:
 
 def adopt(kubeconfig, helm, harness, release, namespace, sandbox) -> subprocess.CompletedProcess:
     env = dict(os.environ, KUBECONFIG=kubeconfig, HELM=helm, KUBECTL=harness.kubectl_bin())
-    return subprocess.run([str(ADOPT), release, namespace, "-f", str(LOCAL_VALUES), "--set",
-                           f"sandbox.namespace={sandbox}"], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(ADOPT), release, namespace, "-f", str(LOCAL_VALUES), "--set", f"sandbox.namespace={sandbox}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def make(target, kubeconfig, release, namespace, sandbox, timeout) -> subprocess.CompletedProcess:
@@ -39,9 +45,22 @@ def make(target, kubeconfig, release, namespace, sandbox, timeout) -> subprocess
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXECUTIONER_", "MAKE"))}
     env["KUBECONFIG"] = kubeconfig
     return subprocess.run(
-        ["make", "--no-print-directory", target, f"CHART_RELEASE={release}", f"CHART_NAMESPACE={namespace}",
-         "CHART_BUILD_IMAGES=0", f"CHART_LOCAL_VALUES={LOCAL_VALUES}", f"CHART_ARGS=--set sandbox.namespace={sandbox}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        [
+            "make",
+            "--no-print-directory",
+            target,
+            f"CHART_RELEASE={release}",
+            f"CHART_NAMESPACE={namespace}",
+            "CHART_BUILD_IMAGES=0",
+            f"CHART_LOCAL_VALUES={LOCAL_VALUES}",
+            f"CHART_ARGS=--set sandbox.namespace={sandbox}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_objects_not_made_by_make_up_are_refused(kubeconfig, helm, cluster_harness):
@@ -67,31 +86,49 @@ def test_chart_install_adopts_what_make_up_created(kubeconfig, helm, cluster_har
     try:
         # what `EXECUTIONER_BACKEND=kubernetes make up` does before it starts anything
         created = ensure_prerequisites(cluster_harness.api_client(kubeconfig), sandbox)
-        assert {f"Namespace/{sandbox}", "NetworkPolicy/executioner-sandbox-deny-all", "ResourceQuota/executioner-sandbox",
-                "LimitRange/executioner-sandbox"} <= set(created), created
+        assert {
+            f"Namespace/{sandbox}",
+            "NetworkPolicy/executioner-sandbox-deny-all",
+            "ResourceQuota/executioner-sandbox",
+            "LimitRange/executioner-sandbox",
+        } <= set(created), created
         before = metadata(cluster_harness, kubeconfig, "namespace", sandbox)
         assert before["labels"][MANAGED_BY] == "executioner-up"
-        policy = metadata(cluster_harness, kubeconfig, "networkpolicy", "executioner-sandbox-deny-all", namespace=sandbox)
+        policy = metadata(
+            cluster_harness, kubeconfig, "networkpolicy", "executioner-sandbox-deny-all", namespace=sandbox
+        )
         assert policy["labels"][MANAGED_BY] == "executioner-up"
 
         p = make("chart-install", kubeconfig, release, namespace, sandbox, timeout=600)
         installed = True
         assert p.returncode == 0, f"make chart-install failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}"
         assert f"adopting Namespace/{sandbox}" in p.stderr, p.stderr
-        info = json.loads(subprocess.run([helm, "status", release, "-n", namespace, "--kubeconfig", kubeconfig,
-                                          "-o", "json"], capture_output=True, text=True, check=True).stdout)
+        info = json.loads(
+            subprocess.run(
+                [helm, "status", release, "-n", namespace, "--kubeconfig", kubeconfig, "-o", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         assert info["info"]["status"] == "deployed", info["info"]
 
         # the same namespace (not a new one), now the release's; so are the policies make up made in it
         after = metadata(cluster_harness, kubeconfig, "namespace", sandbox)
         assert after["uid"] == before["uid"]
-        for meta in (after, metadata(cluster_harness, kubeconfig, "networkpolicy", "executioner-sandbox-deny-all",
-                                     namespace=sandbox)):
+        for meta in (
+            after,
+            metadata(cluster_harness, kubeconfig, "networkpolicy", "executioner-sandbox-deny-all", namespace=sandbox),
+        ):
             assert meta["labels"][MANAGED_BY] == "Helm", meta
             assert meta["annotations"]["meta.helm.sh/release-name"] == release, meta
             assert meta["annotations"]["meta.helm.sh/release-namespace"] == namespace, meta
-        manifest = subprocess.run([helm, "get", "manifest", release, "-n", namespace, "--kubeconfig", kubeconfig],
-                                  capture_output=True, text=True, check=True).stdout
+        manifest = subprocess.run(
+            [helm, "get", "manifest", release, "-n", namespace, "--kubeconfig", kubeconfig],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert f"kind: Namespace\nmetadata:\n  name: {sandbox}\n" in manifest
 
         # a second run finds everything the release's already and changes nothing
@@ -105,13 +142,23 @@ def test_chart_install_adopts_what_make_up_created(kubeconfig, helm, cluster_har
         while cluster_harness.kubectl("get", "namespace", sandbox, kubeconfig=kubeconfig, check=False).returncode == 0:
             assert time.monotonic() < deadline, f"namespace {sandbox} is still there after the uninstall"
             time.sleep(2)
-        left = cluster_harness.kubectl("get", "deployments,statefulsets,services,secrets,roles,rolebindings", "-o", "name",
-                                       "-l", f"app.kubernetes.io/instance={release}", kubeconfig=kubeconfig,
-                                       namespace=namespace).stdout.split()
+        left = cluster_harness.kubectl(
+            "get",
+            "deployments,statefulsets,services,secrets,roles,rolebindings",
+            "-o",
+            "name",
+            "-l",
+            f"app.kubernetes.io/instance={release}",
+            kubeconfig=kubeconfig,
+            namespace=namespace,
+        ).stdout.split()
         assert not left, left
     finally:
         if installed:
-            subprocess.run([helm, "uninstall", release, "-n", namespace, "--kubeconfig", kubeconfig, "--wait"],
-                           capture_output=True, timeout=300)
+            subprocess.run(
+                [helm, "uninstall", release, "-n", namespace, "--kubeconfig", kubeconfig, "--wait"],
+                capture_output=True,
+                timeout=300,
+            )
         cluster_harness.delete_namespace(kubeconfig, sandbox)
         cluster_harness.delete_namespace(kubeconfig, namespace)

@@ -1,4 +1,5 @@
 """The committed OpenAPI snapshot the web UI's types come from (frontend/openapi.json) is the app's document."""
+
 from __future__ import annotations
 
 import difflib
@@ -18,11 +19,17 @@ def test_frontend_openapi_snapshot_matches_the_app(monkeypatch):
     live = create_app(Settings()).openapi()  # default settings; building the app connects to nothing
     committed = json.loads(SNAPSHOT.read_text())
     if live != committed:
-        diff = "".join(difflib.unified_diff(
-            json.dumps(committed, indent=2, sort_keys=True).splitlines(keepends=True),
-            json.dumps(live, indent=2, sort_keys=True).splitlines(keepends=True),
-            "frontend/openapi.json (committed)", "create_app(Settings()).openapi()", n=2))
+        diff = "".join(
+            difflib.unified_diff(
+                json.dumps(committed, indent=2, sort_keys=True).splitlines(keepends=True),
+                json.dumps(live, indent=2, sort_keys=True).splitlines(keepends=True),
+                "frontend/openapi.json (committed)",
+                "create_app(Settings()).openapi()",
+                n=2,
+            )
+        )
         raise AssertionError(
             "frontend/openapi.json is stale: regenerate it with `.venv/bin/python hack/openapi.py`, then run "
             f"`npm run gen:api` in frontend/ (`npm run check:api` tells whether the types changed); commit both.\n"
-            f"{diff[:8000]}")
+            f"{diff[:8000]}"
+        )

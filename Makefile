@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: help deps venv lock frontend up test test-local test-cluster bench clean
+.PHONY: help deps venv lock frontend frontend-deps up lint format test test-unit test-local test-cluster bench clean
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -59,16 +59,38 @@ $(UV):
 
 frontend: frontend/dist/index.html  ## build the web UI the API serves at /
 
-frontend/dist/index.html: $(FRONTEND_SOURCES) frontend/package-lock.json
-	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build
+frontend/dist/index.html: $(FRONTEND_SOURCES) frontend/node_modules/.package-lock.json
+	cd frontend && npm run build
 	touch $@
+
+frontend-deps: frontend/node_modules/.package-lock.json  ## the UI's npm packages, exactly as package-lock.json says
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 
 up: deps venv frontend $(if $(filter kubernetes,$(EXECUTIONER_BACKEND)),sandbox-image)  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
 	$(BIN)/executioner up
 
-test: deps browser-deps venv frontend  ## every test: unit, integration, security, browser and the real cluster
+lint: venv frontend-deps  ## ruff, mypy (strict on the shared core), the import layers, eslint and tsc
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@# mypy and import-linter read the package as it is installed: laid out by hack/lint/package-tree.py
+	tree=$$($(BIN)/python -P hack/lint/package-tree.py) && cd $$tree && \
+	  $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p executioner && \
+	  PYTHONPATH=$$tree $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml --no-cache
+	cd frontend && npm run lint
+
+format: venv  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test-unit: venv  ## pure logic only: no Redis, bubblewrap, cluster or browser (seconds)
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+test: deps browser-deps venv lint frontend  ## lint, then every test: unit, integration, security, browser and the real cluster
 	cd frontend && npm test
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest --ignore=tests/unit $(PYTEST_ARGS)
 
 test-local: deps venv frontend  ## the tests that need no cluster and no browser
 	$(BIN)/pytest -m "not cluster and not browser" $(PYTEST_ARGS)

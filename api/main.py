@@ -75,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(redis.RedisError)
     async def store_unavailable(_request: Request, exc: redis.RedisError) -> JSONResponse:
         log.error("execution store error: %s", exc)
-        return JSONResponse({"detail": "the execution store is unavailable; try again"}, 503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "the execution store is unavailable; try again"}, 503, headers={"Retry-After": "5"}
+        )
 
     # JSON escaping can grow a body up to six-fold; anything larger cannot be a valid request.
     app.add_middleware(BodySizeLimit, max_bytes=6 * (settings.max_code_bytes + settings.max_stdin_bytes) + 65536)

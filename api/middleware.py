@@ -64,7 +64,15 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            {"detail": [{"loc": ["body"], "msg": f"the request body is larger than {self.max_bytes} bytes", "type": "too_large"}]}
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": f"the request body is larger than {self.max_bytes} bytes",
+                        "type": "too_large",
+                    }
+                ]
+            }
         ).encode()
         await send(
             {

@@ -57,7 +57,9 @@ def timed(action, runs: int) -> list[float]:
 
 
 def sandbox_once(backend: LocalBackend) -> None:
-    execution = Execution.new(code=HELLO, limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", status=Status.running)
+    execution = Execution.new(
+        code=HELLO, limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", status=Status.running
+    )
     outcome = backend.run(execution)
     assert outcome.stdout == "hello\n", outcome
 
@@ -94,7 +96,10 @@ def start_stack(port: int, workdir: Path) -> subprocess.Popen:
     with open(workdir / "stack.log", "wb") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("executioner")), "up", "--log-level", "WARNING"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -152,7 +157,9 @@ def main() -> None:
         raise SystemExit("needs bwrap and redis-server: run `make deps`")
     cores = os.cpu_count() or 1
     clients = 2 * cores
-    print(f"THE_EXECUTIONER local-mode benchmark: {cores} cores, {args.runs} runs, {clients} clients, {args.seconds:g} s")
+    print(
+        f"THE_EXECUTIONER local-mode benchmark: {cores} cores, {args.runs} runs, {clients} clients, {args.seconds:g} s"
+    )
 
     bare = timed(bare_python, args.runs)
     base_p50, base_p95 = percentiles(bare)
@@ -175,7 +182,9 @@ def main() -> None:
 
                 api = timed(round_trip, args.runs)
             p50, p95 = percentiles(api)
-            print(f"(c) API round trip with ?wait       p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x; target <= 3x)")
+            print(
+                f"(c) API round trip with ?wait       p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x; target <= 3x)"
+            )
 
             bare_rate = throughput(bare_python, clients, args.seconds)
             clients_local = threading.local()
@@ -187,8 +196,10 @@ def main() -> None:
                 assert response.status_code == 200, response.text
 
             api_rate = throughput(api_call, clients, args.seconds)
-            print(f"(d) throughput, {clients} clients            bare python3 {bare_rate:6.1f}/s   API {api_rate:6.1f}/s  "
-                  f"({api_rate / bare_rate:.0%} of bare; target >= 50%)")
+            print(
+                f"(d) throughput, {clients} clients            bare python3 {bare_rate:6.1f}/s   API {api_rate:6.1f}/s  "
+                f"({api_rate / bare_rate:.0%} of bare; target >= 50%)"
+            )
 
             time.sleep(3)  # idle
             rss, pss = memory_of(process_tree(stack.pid))

@@ -74,11 +74,27 @@ class Execution(ExecutionPublic):
     owner: str = "anonymous"
 
     @classmethod
-    def new(cls, *, code: str, limits: Limits, backend: str, stdin: str = "", owner: str = "anonymous",
-            status: Status = Status.queued) -> Execution:
+    def new(
+        cls,
+        *,
+        code: str,
+        limits: Limits,
+        backend: str,
+        stdin: str = "",
+        owner: str = "anonymous",
+        status: Status = Status.queued,
+    ) -> Execution:
         """A new execution with a fresh id, created now."""
-        return cls(id=uuid.uuid4().hex, status=status, created_at=utcnow(), limits=limits, backend=backend,
-                   code=code, stdin=stdin, owner=owner)
+        return cls(
+            id=uuid.uuid4().hex,
+            status=status,
+            created_at=utcnow(),
+            limits=limits,
+            backend=backend,
+            code=code,
+            stdin=stdin,
+            owner=owner,
+        )
 
     def public(self) -> ExecutionPublic:
         return ExecutionPublic.model_validate(self.model_dump(exclude={"owner"}))
@@ -135,11 +151,15 @@ class ExecutionCreateBase(BaseModel):
 def execution_create_model(settings: Settings) -> type[ExecutionCreateBase]:
     """The POST body, with the bounds this deployment allows written into its schema."""
     # Field types built at run time are values to a type checker: name them as such.
-    timeout: Any = Annotated[float, Field(gt=0, le=settings.max_timeout_seconds, description="Wall-clock limit in seconds.")]
+    timeout: Any = Annotated[
+        float, Field(gt=0, le=settings.max_timeout_seconds, description="Wall-clock limit in seconds.")
+    ]
     memory: Any = Annotated[
         int, Field(ge=settings.min_memory_mb, le=settings.max_memory_mb, description="Memory limit in MiB.")
     ]
-    code: Any = Annotated[str, Field(min_length=1, description=f"Python source, at most {settings.max_code_bytes} bytes.")]
+    code: Any = Annotated[
+        str, Field(min_length=1, description=f"Python source, at most {settings.max_code_bytes} bytes.")
+    ]
     stdin: Any = Annotated[str, Field(description=f"Standard input, at most {settings.max_stdin_bytes} bytes.")]
     limits = create_model(
         "LimitsCreate",

@@ -30,14 +30,22 @@ def runner_source() -> Path:
 def runner_args(execution: Execution, settings: Settings, *, memory_rlimit: bool, max_processes: int) -> list[str]:
     """The runner's arguments (after the interpreter and the runner's path)."""
     args = [
-        "--code", CODE_PATH,
-        "--stdin", STDIN_PATH,
-        "--timeout", f"{execution.limits.timeout_seconds:g}",
-        "--memory-mb", str(execution.limits.memory_mb),
-        "--output-limit", str(settings.output_limit_bytes),
-        "--max-processes", str(max_processes),
-        "--max-file-bytes", str(settings.max_file_bytes),
-        "--workdir", "/tmp",
+        "--code",
+        CODE_PATH,
+        "--stdin",
+        STDIN_PATH,
+        "--timeout",
+        f"{execution.limits.timeout_seconds:g}",
+        "--memory-mb",
+        str(execution.limits.memory_mb),
+        "--output-limit",
+        str(settings.output_limit_bytes),
+        "--max-processes",
+        str(max_processes),
+        "--max-file-bytes",
+        str(settings.max_file_bytes),
+        "--workdir",
+        "/tmp",
     ]
     if memory_rlimit:
         args.append("--memory-rlimit")

@@ -21,7 +21,12 @@ def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[s
 
     Returns what it did, by kind, for logs and tests.
     """
-    done: dict[str, list[str]] = {"recovered": sweep_lost_executions(store, backend), "jobs": [], "pods": [], "secrets": []}
+    done: dict[str, list[str]] = {
+        "recovered": sweep_lost_executions(store, backend),
+        "jobs": [],
+        "pods": [],
+        "secrets": [],
+    }
     namespace = backend.namespace
     jobs = backend.batch.list_namespaced_job(namespace, label_selector=SANDBOX_SELECTOR).items
     live_jobs: set[str] = set()

@@ -55,8 +55,13 @@ OPTIONS = {
 # Enforce memory with RLIMIT_AS, when no memory cgroup contains the sandbox.
 FLAGS = {"--memory-rlimit"}
 DEFAULTS = {
-    "stdin": None, "output_limit": 65536, "max_processes": 0,
-    "max_file_bytes": 16 * 1024 * 1024, "max_open_files": 256, "workdir": "/tmp", "memory_rlimit": False,
+    "stdin": None,
+    "output_limit": 65536,
+    "max_processes": 0,
+    "max_file_bytes": 16 * 1024 * 1024,
+    "max_open_files": 256,
+    "workdir": "/tmp",
+    "memory_rlimit": False,
 }
 REQUIRED = ("code", "timeout", "memory_mb")
 
@@ -187,7 +192,9 @@ def become_program(path: str, env: dict[str, str]) -> None:
     _set_dumpable(1)  # the program's own /proc/self behaves normally; the runner stays undumpable
     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+    )
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr  # type: ignore[misc]  # as a fresh interpreter has them
     sys.argv = [path]
     site.main()
@@ -341,9 +348,7 @@ def run(args: Options) -> dict:
     oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
     if timed_out:
         status, error = "timed_out", f"the program ran longer than {args.timeout:g} s and was killed"
-    elif oom_killed or (
-        args.memory_rlimit and exit_code != 0 and _ends_with_memory_error(bytes(err.data[-512:]))
-    ):
+    elif oom_killed or (args.memory_rlimit and exit_code != 0 and _ends_with_memory_error(bytes(err.data[-512:]))):
         status, error = "memory_exceeded", f"the program used more than {args.memory_mb} MiB of memory"
     elif exit_code == 0:
         status, error = "succeeded", None
@@ -405,7 +410,15 @@ def main(argv: list[str] | None = None) -> int:
     make_undumpable()
     # Signals the program might send its parent: as PID 1 unhandled signals are
     # dropped anyway; elsewhere, ignoring them keeps the envelope coming.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    for sig in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGPIPE,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(sig, signal.SIG_IGN)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -415,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     line = (to_json(envelope) + "\n").encode()
     view = memoryview(line)
     while view:
-        view = view[os.write(1, view):]
+        view = view[os.write(1, view) :]
     return 0
 
 

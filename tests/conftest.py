@@ -100,7 +100,9 @@ def store(redis_url):
 @pytest.fixture(scope="session")
 def sandbox_image(cluster_harness) -> str:  # noqa: F811
     """The image built from sandbox-image/ with buildah, loaded into the cluster."""
-    return cluster_harness.build_image(REPO / "sandbox-image", REPO / "sandbox-image" / "Dockerfile", "executioner/sandbox:0.1.0")
+    return cluster_harness.build_image(
+        REPO / "sandbox-image", REPO / "sandbox-image" / "Dockerfile", "executioner/sandbox:0.1.0"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +110,9 @@ def kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
     sandbox_namespace, home_namespace = kube.unique("exr-sandbox"), kube.unique("exr-home")
     kube.create_sandbox_namespace(kubeconfig, sandbox_namespace)
     logs = tmp_path_factory.mktemp("kubernetes-stack")
-    worker_kubeconfig = kube.component_kubeconfig(kubeconfig, "worker", sandbox_namespace, home_namespace, logs / "worker.kubeconfig")
+    worker_kubeconfig = kube.component_kubeconfig(
+        kubeconfig, "worker", sandbox_namespace, home_namespace, logs / "worker.kubeconfig"
+    )
     redis_url, redis_process = start_redis(logs)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
     env.update(

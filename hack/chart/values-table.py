@@ -8,6 +8,7 @@ A value is documented by the comment block right above its key ("-- " marks the 
 parent key describe the section). Keys under a documented key without their own comment (resources, quota entries,
 ...) are shown as part of their parent's default.
 """
+
 from __future__ import annotations
 
 import json

@@ -18,7 +18,9 @@ TREE = ROOT / "build" / "package-tree"
 
 
 def main() -> None:
-    package_dir: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    package_dir: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ]
     shutil.rmtree(TREE, ignore_errors=True)
     # Parents before children, so a subpackage's folder lands inside its parent's.
     for package, folder in sorted(package_dir.items(), key=lambda item: item[0].count(".")):

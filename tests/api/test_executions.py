@@ -30,8 +30,22 @@ def test_post_answers_202_with_location_and_document(api):
     doc = response.json()
     assert response.headers["location"] == f"/v1/executions/{doc['id']}"
     assert doc["status"] in ("queued", "running", "succeeded")
-    expected = {"id", "status", "created_at", "started_at", "finished_at", "duration_ms", "exit_code", "stdout",
-                "stderr", "stdout_truncated", "stderr_truncated", "error", "limits", "backend"}
+    expected = {
+        "id",
+        "status",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "exit_code",
+        "stdout",
+        "stderr",
+        "stdout_truncated",
+        "stderr_truncated",
+        "error",
+        "limits",
+        "backend",
+    }
     assert expected <= set(doc)
     assert doc["limits"] == {"timeout_seconds": 5.0, "memory_mb": 128}
     assert doc["backend"] == "local"
@@ -49,7 +63,11 @@ def test_wait_answers_200_with_the_finished_document(api):
 
 def test_wait_gives_up_with_202_while_still_running(api):
     started = time.monotonic()
-    response = api.post("/v1/executions", params={"wait": 1}, json={"code": "import time\ntime.sleep(3)", "limits": {"timeout_seconds": 10}})
+    response = api.post(
+        "/v1/executions",
+        params={"wait": 1},
+        json={"code": "import time\ntime.sleep(3)", "limits": {"timeout_seconds": 10}},
+    )
     elapsed = time.monotonic() - started
     assert response.status_code == 202
     assert response.json()["status"] in ("queued", "running")
@@ -123,7 +141,9 @@ def test_stdin_over_the_limit_is_413_naming_stdin(api):
 
 
 def test_huge_body_is_413_before_parsing(api):
-    response = api.post("/v1/executions", content=b"[" * (20 * 1024 * 1024), headers={"content-type": "application/json"})
+    response = api.post(
+        "/v1/executions", content=b"[" * (20 * 1024 * 1024), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 
@@ -163,7 +183,9 @@ def test_cancel_a_running_execution_stops_its_sandbox(api):
 
 def test_cancel_a_queued_execution(api):
     # Fill every worker slot, then queue one more and cancel it before it starts.
-    sleepers = [submit(api, "import time\ntime.sleep(4)", limits={"timeout_seconds": 10}).json()["id"] for _ in range(4)]
+    sleepers = [
+        submit(api, "import time\ntime.sleep(4)", limits={"timeout_seconds": 10}).json()["id"] for _ in range(4)
+    ]
     queued = submit(api, "print('never')").json()
     response = api.delete(f"/v1/executions/{queued['id']}")
     assert response.status_code == 200

@@ -25,24 +25,54 @@ pytestmark = pytest.mark.cluster
 
 
 def execution(code: str = "print('hi')", stdin: str = "", timeout: float = 5, memory_mb: int = 128) -> Execution:
-    return Execution.new(code=code, stdin=stdin, limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb),
-                         backend="kubernetes", status=Status.running)
+    return Execution.new(
+        code=code,
+        stdin=stdin,
+        limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb),
+        backend="kubernetes",
+        status=Status.running,
+    )
 
 
 def test_sandbox_pods_pass_restricted_admission(kubernetes_stack, kubeconfig):
     job = build_sandbox_job(execution(), Settings(sandbox_image="executioner/sandbox:0.1.0"))
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "admission-check"}, "spec": job["spec"]["template"]["spec"]}
-    result = kube.kubectl(kubeconfig, "create", "--dry-run=server", "-n", kubernetes_stack.namespace, "-f", "-",
-                          input=yaml.safe_dump(pod), check=False)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "admission-check"},
+        "spec": job["spec"]["template"]["spec"],
+    }
+    result = kube.kubectl(
+        kubeconfig,
+        "create",
+        "--dry-run=server",
+        "-n",
+        kubernetes_stack.namespace,
+        "-f",
+        "-",
+        input=yaml.safe_dump(pod),
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "violate" not in result.stderr and "Warning" not in result.stderr
-    labels = json.loads(kube.kubectl(kubeconfig, "get", "namespace", kubernetes_stack.namespace, "-o", "json").stdout)["metadata"]["labels"]
+    labels = json.loads(kube.kubectl(kubeconfig, "get", "namespace", kubernetes_stack.namespace, "-o", "json").stdout)[
+        "metadata"
+    ]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def leftovers(stack, execution_id: str) -> list[str]:
-    found = kube.kubectl(stack.kubeconfig, "get", "jobs,pods,secrets", "-n", stack.namespace, "-l",
-                         f"{EXECUTION_LABEL}={execution_id}", "-o", "name").stdout
+    found = kube.kubectl(
+        stack.kubeconfig,
+        "get",
+        "jobs,pods,secrets",
+        "-n",
+        stack.namespace,
+        "-l",
+        f"{EXECUTION_LABEL}={execution_id}",
+        "-o",
+        "name",
+    ).stdout
     return found.split()
 
 
@@ -73,17 +103,30 @@ def test_code_and_stdin_up_to_their_limits_arrive_whole_and_code_stays_out_of_lo
 
 def test_cancel_deletes_the_job(kubernetes_stack):
     with httpx.Client(base_url=kubernetes_stack.url, timeout=60) as api:
-        doc = api.post("/v1/executions", json={"code": sleeper(new_marker("k8s-cancel")), "limits": {"timeout_seconds": 60}}).json()
+        doc = api.post(
+            "/v1/executions", json={"code": sleeper(new_marker("k8s-cancel")), "limits": {"timeout_seconds": 60}}
+        ).json()
 
         def pod_running():
-            out = kube.kubectl(kubernetes_stack.kubeconfig, "get", "pods", "-n", kubernetes_stack.namespace, "-l",
-                               f"{EXECUTION_LABEL}={doc['id']}", "-o", "jsonpath={.items[*].status.phase}").stdout
+            out = kube.kubectl(
+                kubernetes_stack.kubeconfig,
+                "get",
+                "pods",
+                "-n",
+                kubernetes_stack.namespace,
+                "-l",
+                f"{EXECUTION_LABEL}={doc['id']}",
+                "-o",
+                "jsonpath={.items[*].status.phase}",
+            ).stdout
             return out == "Running"
 
         assert wait_until(pod_running, 60)
         response = api.delete(f"/v1/executions/{doc['id']}")
         assert response.status_code == 200 and response.json()["status"] == "cancelled"
-        assert wait_until(lambda: not leftovers(kubernetes_stack, doc["id"]), 30), leftovers(kubernetes_stack, doc["id"])
+        assert wait_until(lambda: not leftovers(kubernetes_stack, doc["id"]), 30), leftovers(
+            kubernetes_stack, doc["id"]
+        )
         assert api.get(f"/v1/executions/{doc['id']}").json()["status"] == "cancelled"
 
 
@@ -109,7 +152,11 @@ def test_fail_closed_without_the_network_policy(kubernetes_stack):
 def test_twenty_concurrent_executions(kubernetes_stack):
     def run(i: int) -> dict:
         with httpx.Client(base_url=kubernetes_stack.url, timeout=180) as api:
-            doc = api.post("/v1/executions", params={"wait": 30}, json={"code": f"print({i} * {i})", "limits": {"timeout_seconds": 10}}).json()
+            doc = api.post(
+                "/v1/executions",
+                params={"wait": 30},
+                json={"code": f"print({i} * {i})", "limits": {"timeout_seconds": 10}},
+            ).json()
             while doc["status"] in ("queued", "running"):
                 doc = api.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
             return doc
@@ -166,12 +213,33 @@ def test_a_deleted_pod_is_an_error_with_a_reason(direct_backend, kubernetes_stac
 
     def delete_pod_when_running():
         def running():
-            return kube.kubectl(kubernetes_stack.kubeconfig, "get", "pods", "-n", kubernetes_stack.namespace, "-l", selector,
-                                "-o", "jsonpath={.items[*].status.phase}").stdout == "Running"
+            return (
+                kube.kubectl(
+                    kubernetes_stack.kubeconfig,
+                    "get",
+                    "pods",
+                    "-n",
+                    kubernetes_stack.namespace,
+                    "-l",
+                    selector,
+                    "-o",
+                    "jsonpath={.items[*].status.phase}",
+                ).stdout
+                == "Running"
+            )
 
         if wait_until(running, 60):
-            kube.kubectl(kubernetes_stack.kubeconfig, "delete", "pods", "-n", kubernetes_stack.namespace, "-l", selector,
-                         "--grace-period=0", "--force")
+            kube.kubectl(
+                kubernetes_stack.kubeconfig,
+                "delete",
+                "pods",
+                "-n",
+                kubernetes_stack.namespace,
+                "-l",
+                selector,
+                "--grace-period=0",
+                "--force",
+            )
 
     deleter = threading.Thread(target=delete_pod_when_running)
     deleter.start()
@@ -190,7 +258,9 @@ def test_a_namespace_without_the_policy_raises_before_creating_anything(direct_b
     namespace = kube.unique("exr-nopolicy")
     kube.kubectl(kubernetes_stack.kubeconfig, "create", "namespace", namespace)
     try:
-        backend = KubernetesBackend(Settings(sandbox_namespace=namespace), kubernetes_api_client(kubernetes_stack.kubeconfig))
+        backend = KubernetesBackend(
+            Settings(sandbox_namespace=namespace), kubernetes_api_client(kubernetes_stack.kubeconfig)
+        )
         with pytest.raises(SandboxUnavailable, match="no deny-all NetworkPolicy"):
             backend.run(execution())
         assert kube.kubectl(kubernetes_stack.kubeconfig, "get", "jobs", "-n", namespace, "-o", "name").stdout == ""

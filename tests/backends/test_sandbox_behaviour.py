@@ -87,5 +87,7 @@ def test_tracebacks_and_syntax_errors_show_only_the_program(run_code):
     assert doc["stderr"].startswith('  File "/sandbox/main.py", line 2')
     assert "SyntaxError" in doc["stderr"] and "runner" not in doc["stderr"]
     doc = run_code("import json\njson.loads('{')")
-    assert doc["stderr"].startswith('Traceback (most recent call last):\n  File "/sandbox/main.py", line 2, in <module>')
+    assert doc["stderr"].startswith(
+        'Traceback (most recent call last):\n  File "/sandbox/main.py", line 2, in <module>'
+    )
     assert "runner" not in doc["stderr"]

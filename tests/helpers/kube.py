@@ -28,7 +28,12 @@ def kubectl_bin() -> str:
 
 def kubectl(kubeconfig: str, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [kubectl_bin(), "--kubeconfig", kubeconfig, *args], input=input, capture_output=True, text=True, check=check, timeout=120
+        [kubectl_bin(), "--kubeconfig", kubeconfig, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
     )
 
 
@@ -65,11 +70,14 @@ def create_sandbox_namespace(kubeconfig: str, name: str) -> None:
     apply(kubeconfig, renamespaced(MANIFESTS / "sandbox-namespace.yaml", name, CHART_HOME_NAMESPACE))
 
 
-def component_kubeconfig(kubeconfig: str, component: str, sandbox_namespace: str, home_namespace: str, path: Path) -> str:
+def component_kubeconfig(
+    kubeconfig: str, component: str, sandbox_namespace: str, home_namespace: str, path: Path
+) -> str:
     """A kubeconfig for `component` (worker, operator) with only the RBAC that manifests/rbac.yaml grants it."""
     kubectl(kubeconfig, "create", "namespace", home_namespace, check=False)
     documents = [
-        doc for doc in renamespaced(MANIFESTS / "rbac.yaml", sandbox_namespace, home_namespace)
+        doc
+        for doc in renamespaced(MANIFESTS / "rbac.yaml", sandbox_namespace, home_namespace)
         if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
     ]
     apply(kubeconfig, documents)
@@ -80,7 +88,9 @@ def component_kubeconfig(kubeconfig: str, component: str, sandbox_namespace: str
     if "certificate-authority" in cluster:
         cluster = {
             "server": cluster["server"],
-            "certificate-authority-data": base64.b64encode(Path(cluster["certificate-authority"]).read_bytes()).decode(),
+            "certificate-authority-data": base64.b64encode(
+                Path(cluster["certificate-authority"]).read_bytes()
+            ).decode(),
         }
     path.write_text(
         yaml.safe_dump(
@@ -89,7 +99,9 @@ def component_kubeconfig(kubeconfig: str, component: str, sandbox_namespace: str
                 "kind": "Config",
                 "clusters": [{"name": "test", "cluster": cluster}],
                 "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": account, "namespace": home_namespace}}],
+                "contexts": [
+                    {"name": "test", "context": {"cluster": "test", "user": account, "namespace": home_namespace}}
+                ],
                 "current-context": "test",
             }
         )

@@ -15,7 +15,9 @@ def operator_running(env: dict[str, str]):
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        with KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "executioner.operator.handlers"], timeout=60) as runner:
+        with KopfRunner(
+            ["run", "--standalone", "--all-namespaces", "-m", "executioner.operator.handlers"], timeout=60
+        ) as runner:
             yield runner
         assert runner.exit_code == 0, runner.output
         assert runner.exception is None, runner.exception

@@ -13,7 +13,9 @@ CRD = kube.MANIFESTS / "crd.yaml"
 @pytest.fixture(scope="session")
 def crd(kubeconfig):
     kube.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube.kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/executionrequests.executioner.dev", "--timeout=60s")
+    kube.kubectl(
+        kubeconfig, "wait", "--for=condition=Established", "crd/executionrequests.executioner.dev", "--timeout=60s"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,21 @@ def test_up_in_kubernetes_mode_creates_what_is_missing_and_runs_code(kubeconfig,
     namespace = kube.unique("exr-up")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
-    env.update(EXECUTIONER_BACKEND="kubernetes", EXECUTIONER_SANDBOX_NAMESPACE=namespace, EXECUTIONER_SANDBOX_IMAGE=sandbox_image,
-               EXECUTIONER_PORT=str(port), KUBECONFIG=kubeconfig)
+    env.update(
+        EXECUTIONER_BACKEND="kubernetes",
+        EXECUTIONER_SANDBOX_NAMESPACE=namespace,
+        EXECUTIONER_SANDBOX_IMAGE=sandbox_image,
+        EXECUTIONER_PORT=str(port),
+        KUBECONFIG=kubeconfig,
+    )
     with open(tmp_path / "up.log", "wb") as log:
-        up = subprocess.Popen([sys.executable, "-P", "-m", "executioner.cli", "up"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+        up = subprocess.Popen(
+            [sys.executable, "-P", "-m", "executioner.cli", "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while "serving http" not in (tmp_path / "up.log").read_text() and time.monotonic() < deadline:

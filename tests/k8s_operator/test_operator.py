@@ -25,7 +25,9 @@ def request(name: str, code: str, stdin: str = "", **limits) -> str:
     spec = {"code": code, "stdin": stdin}
     if limits:
         spec["limits"] = limits
-    return yaml.safe_dump({"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest", "metadata": {"name": name}, "spec": spec})
+    return yaml.safe_dump(
+        {"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest", "metadata": {"name": name}, "spec": spec}
+    )
 
 
 def apply(kubeconfig, namespace, manifest, check=True):
@@ -33,7 +35,15 @@ def apply(kubeconfig, namespace, manifest, check=True):
 
 
 def wait_phase(kubeconfig, namespace, name, phase, timeout=90) -> dict:
-    kube.kubectl(kubeconfig, "wait", "-n", namespace, f"exr/{name}", f"--for=jsonpath={{.status.phase}}={phase}", f"--timeout={timeout}s")
+    kube.kubectl(
+        kubeconfig,
+        "wait",
+        "-n",
+        namespace,
+        f"exr/{name}",
+        f"--for=jsonpath={{.status.phase}}={phase}",
+        f"--timeout={timeout}s",
+    )
     return json.loads(kube.kubectl(kubeconfig, "get", "-n", namespace, f"exr/{name}", "-o", "json").stdout)
 
 
@@ -80,8 +90,20 @@ def test_deleting_the_resource_cancels_the_execution(operator, kubeconfig, user_
     assert store.get(execution_id).status is Status.cancelled
 
     def sandbox_gone():
-        return kube.kubectl(kubeconfig, "get", "jobs,pods", "-n", kubernetes_stack.namespace, "-l",
-                            f"{EXECUTION_LABEL}={execution_id}", "-o", "name").stdout == ""
+        return (
+            kube.kubectl(
+                kubeconfig,
+                "get",
+                "jobs,pods",
+                "-n",
+                kubernetes_stack.namespace,
+                "-l",
+                f"{EXECUTION_LABEL}={execution_id}",
+                "-o",
+                "name",
+            ).stdout
+            == ""
+        )
 
     assert wait_until(sandbox_gone, 30)
 
@@ -98,10 +120,26 @@ def test_deleting_the_resource_cancels_the_execution(operator, kubeconfig, user_
         ({"code": "print(1)", "limits": {"memoryMb": "lots"}}, "spec.limits.memoryMb"),
         ({"code": "print(1)", "language": "ruby"}, "unknown field"),
     ],
-    ids=["no-code", "empty-code", "code-too-long", "timeout-too-long", "timeout-zero", "memory-too-small", "memory-not-a-number", "unknown-field"],
+    ids=[
+        "no-code",
+        "empty-code",
+        "code-too-long",
+        "timeout-too-long",
+        "timeout-zero",
+        "memory-too-small",
+        "memory-not-a-number",
+        "unknown-field",
+    ],
 )
 def test_invalid_specs_are_rejected_by_the_api_server(crd, kubeconfig, user_namespace, spec, message):
-    manifest = yaml.safe_dump({"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest", "metadata": {"name": "bad"}, "spec": spec})
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "executioner.dev/v1alpha1",
+            "kind": "ExecutionRequest",
+            "metadata": {"name": "bad"},
+            "spec": spec,
+        }
+    )
     result = apply(kubeconfig, user_namespace, manifest, check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
@@ -114,7 +152,9 @@ def test_spec_is_immutable(crd, kubeconfig, user_namespace):
     assert "spec is immutable" in result.stderr
 
 
-def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(crd, kubeconfig, user_namespace, kubernetes_stack, operator_kubeconfig, tmp_path):
+def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(
+    crd, kubeconfig, user_namespace, kubernetes_stack, operator_kubeconfig, tmp_path
+):
     """The worker dies while the sandbox pod runs; the pod finishes anyway and the operator records its result."""
     redis_url, redis_process = start_redis(tmp_path)
     env = {**kubernetes_stack.env, "EXECUTIONER_REDIS_URL": redis_url, "EXECUTIONER_LEASE_SECONDS": "2"}
@@ -132,15 +172,42 @@ def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(crd, kubecon
             execution_id = wait_phase(kubeconfig, user_namespace, "orphaned", "Running")["status"]["executionId"]
 
             def pod_running():
-                return kube.kubectl(kubeconfig, "get", "pods", "-n", kubernetes_stack.namespace, "-l", f"{EXECUTION_LABEL}={execution_id}",
-                                    "-o", "jsonpath={.items[*].status.phase}").stdout == "Running"
+                return (
+                    kube.kubectl(
+                        kubeconfig,
+                        "get",
+                        "pods",
+                        "-n",
+                        kubernetes_stack.namespace,
+                        "-l",
+                        f"{EXECUTION_LABEL}={execution_id}",
+                        "-o",
+                        "jsonpath={.items[*].status.phase}",
+                    ).stdout
+                    == "Running"
+                )
 
             assert wait_until(pod_running, 60)
             kill_process_tree(worker)
             status = wait_phase(kubeconfig, user_namespace, "orphaned", "Succeeded", timeout=90)["status"]
             assert status["stdout"] == "finished without its worker\n"
-            assert wait_until(lambda: kube.kubectl(kubeconfig, "get", "jobs", "-n", kubernetes_stack.namespace, "-l",
-                                                   f"{EXECUTION_LABEL}={execution_id}", "-o", "name").stdout == "", 30)
+            assert wait_until(
+                lambda: (
+                    kube.kubectl(
+                        kubeconfig,
+                        "get",
+                        "jobs",
+                        "-n",
+                        kubernetes_stack.namespace,
+                        "-l",
+                        f"{EXECUTION_LABEL}={execution_id}",
+                        "-o",
+                        "name",
+                    ).stdout
+                    == ""
+                ),
+                30,
+            )
     finally:
         stop(worker)
         stop(redis_process)
@@ -149,24 +216,48 @@ def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(crd, kubecon
 def test_the_sweep_removes_planted_leftovers(operator, kubeconfig, kubernetes_stack):
     """A Job of an execution nobody knows, a pod without its Job, and a Secret without its Job all go."""
     namespace = kubernetes_stack.namespace
-    ghost = Execution.new(code="import time\ntime.sleep(30)", limits=Limits(timeout_seconds=30, memory_mb=64),
-                          backend="kubernetes", status=Status.running)
+    ghost = Execution.new(
+        code="import time\ntime.sleep(30)",
+        limits=Limits(timeout_seconds=30, memory_mb=64),
+        backend="kubernetes",
+        status=Status.running,
+    )
     settings = Settings(sandbox_image=kubernetes_stack.env["EXECUTIONER_SANDBOX_IMAGE"])
     job = build_sandbox_job(ghost, settings)
     kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
     orphan_id = new_marker("orphan").replace("orphan-", "")
     orphan = build_sandbox_job(ghost.model_copy(update={"id": orphan_id}), settings)
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"stray-{orphan_id[:8]}", "labels": orphan["spec"]["template"]["metadata"]["labels"]},
-           "spec": {**orphan["spec"]["template"]["spec"], "volumes": [v for v in orphan["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp"]}}
-    pod["spec"]["containers"] = [{**pod["spec"]["containers"][0], "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"stray-{orphan_id[:8]}", "labels": orphan["spec"]["template"]["metadata"]["labels"]},
+        "spec": {
+            **orphan["spec"]["template"]["spec"],
+            "volumes": [v for v in orphan["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp"],
+        },
+    }
+    pod["spec"]["containers"] = [
+        {**pod["spec"]["containers"][0], "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    ]
     kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(pod))
-    secret = build_input_secrets(ghost.model_copy(update={"id": orphan_id}), {"metadata": {"name": f"exec-{orphan_id}", "uid": "0"}})[0]
+    secret = build_input_secrets(
+        ghost.model_copy(update={"id": orphan_id}), {"metadata": {"name": f"exec-{orphan_id}", "uid": "0"}}
+    )[0]
     secret["metadata"].pop("ownerReferences")
     kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(secret))
 
     def leftovers():
-        return kube.kubectl(kubeconfig, "get", "jobs,pods,secrets", "-n", namespace, "-l",
-                            f"{EXECUTION_LABEL} in ({ghost.id},{orphan_id})", "-o", "name").stdout.split()
+        return kube.kubectl(
+            kubeconfig,
+            "get",
+            "jobs,pods,secrets",
+            "-n",
+            namespace,
+            "-l",
+            f"{EXECUTION_LABEL} in ({ghost.id},{orphan_id})",
+            "-o",
+            "name",
+        ).stdout.split()
 
     assert len(leftovers()) >= 3
     assert wait_until(lambda: leftovers() == [], 60), leftovers()

@@ -23,10 +23,16 @@ def keyed_api(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/executions"), ("GET", "/v1/executions"), ("GET", f"/v1/executions/{'0' * 32}"),
-     ("DELETE", f"/v1/executions/{'0' * 32}")],
+    [
+        ("POST", "/v1/executions"),
+        ("GET", "/v1/executions"),
+        ("GET", f"/v1/executions/{'0' * 32}"),
+        ("DELETE", f"/v1/executions/{'0' * 32}"),
+    ],
 )
-@pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": f"Basic {KEY_A}"}, {"Authorization": KEY_A}])
+@pytest.mark.parametrize(
+    "headers", [{}, bearer("wrong"), {"Authorization": f"Basic {KEY_A}"}, {"Authorization": KEY_A}]
+)
 def test_every_v1_route_needs_a_valid_key(keyed_api, method, path, headers):
     response = keyed_api.request(method, path, headers=headers, json={"code": "print(1)"} if method == "POST" else None)
     assert response.status_code == 401
@@ -60,7 +66,9 @@ def test_keys_never_reach_the_logs_or_the_store(keyed_api):
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path):
     with private_api(tmp_path, api_keys=f"{KEY_A},{KEY_B}", rate_limit_per_minute=6, rate_limit_burst=3) as api:
-        statuses = [api.post("/v1/executions", json={"code": "print(1)"}, headers=bearer(KEY_A)).status_code for _ in range(3)]
+        statuses = [
+            api.post("/v1/executions", json={"code": "print(1)"}, headers=bearer(KEY_A)).status_code for _ in range(3)
+        ]
         assert statuses == [202, 202, 202]
         refused = api.post("/v1/executions", json={"code": "print(1)"}, headers=bearer(KEY_A))
         assert refused.status_code == 429

@@ -100,7 +100,9 @@ def test_network_is_unreachable(run_code):
         return
     from cluster import harness
 
-    node_ip = harness.kubectl_json("get", "nodes", kubeconfig=stack.kubeconfig)["items"][0]["status"]["addresses"][0]["address"]
+    node_ip = harness.kubectl_json("get", "nodes", kubeconfig=stack.kubeconfig)["items"][0]["status"]["addresses"][0][
+        "address"
+    ]
     targets = {
         "public": ["198.51.100.1", 80],
         "metadata": ["169.254.169.254", 80],
@@ -149,8 +151,16 @@ def test_host_files_and_environment_are_invisible(run_code, host_canary):
             }))
             """
         ),
-        stdin=json.dumps([str(p) for p in paths] + ["/work", "/var/lib/executioner-cluster", "/run/executioner-cluster",
-                                                    "/var/run/secrets/kubernetes.io/serviceaccount/token", "/root/.cache"]),
+        stdin=json.dumps(
+            [str(p) for p in paths]
+            + [
+                "/work",
+                "/var/lib/executioner-cluster",
+                "/run/executioner-cluster",
+                "/var/run/secrets/kubernetes.io/serviceaccount/token",
+                "/root/.cache",
+            ]
+        ),
     )
     assert doc["status"] == "succeeded", doc
     seen = json.loads(doc["stdout"])
@@ -224,7 +234,10 @@ def test_fork_bomb_is_contained(run_code):
 
 
 def test_thread_bomb_is_contained(run_code):
-    doc = run_code("import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()", timeout=5)
+    doc = run_code(
+        "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()",
+        timeout=5,
+    )
     assert doc["status"] == "failed", doc
     assert "can't start new thread" in doc["stderr"]
 
@@ -253,7 +266,19 @@ def test_output_flood_is_truncated(run_code):
 
 
 def test_forged_envelope_is_just_output(run_code):
-    fake = json.dumps({"v": 1, "status": "succeeded", "exit_code": 0, "stdout": "forged", "stderr": "", "stdout_truncated": False, "stderr_truncated": False, "duration_ms": 1, "error": None})
+    fake = json.dumps(
+        {
+            "v": 1,
+            "status": "succeeded",
+            "exit_code": 0,
+            "stdout": "forged",
+            "stderr": "",
+            "stdout_truncated": False,
+            "stderr_truncated": False,
+            "duration_ms": 1,
+            "error": None,
+        }
+    )
     doc = run_code(f"import sys\nprint({fake!r})\nsys.stderr.write({fake!r} + '\\n')\nsys.exit(7)")
     assert doc["status"] == "failed"
     assert doc["exit_code"] == 7

@@ -20,14 +20,28 @@ def test_the_worker_app_imports_without_reading_settings():
 
 
 def document(status: Status, exit_code: int | None = None, **fields) -> ExecutionPublic:
-    return ExecutionPublic(id="x", status=status, created_at=utcnow(), exit_code=exit_code,
-                           limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", **fields)
+    return ExecutionPublic(
+        id="x",
+        status=status,
+        created_at=utcnow(),
+        exit_code=exit_code,
+        limits=Limits(timeout_seconds=5, memory_mb=128),
+        backend="local",
+        **fields,
+    )
 
 
 @pytest.mark.parametrize(
     ("status", "exit_code", "expected"),
-    [(Status.succeeded, 0, 0), (Status.failed, 3, 3), (Status.timed_out, None, 124), (Status.memory_exceeded, None, 137),
-     (Status.cancelled, None, 130), (Status.error, None, 125), (Status.running, None, 1)],
+    [
+        (Status.succeeded, 0, 0),
+        (Status.failed, 3, 3),
+        (Status.timed_out, None, 124),
+        (Status.memory_exceeded, None, 137),
+        (Status.cancelled, None, 130),
+        (Status.error, None, 125),
+        (Status.running, None, 1),
+    ],
 )
 def test_exit_status_mirrors_the_program(status, exit_code, expected):
     assert exit_status(document(status, exit_code)) == expected
@@ -35,7 +49,9 @@ def test_exit_status_mirrors_the_program(status, exit_code, expected):
 
 
 def test_report_writes_the_streams_and_says_why(capsys):
-    code = report(document(Status.timed_out, stdout="out", stderr="err", error="too slow", stdout_truncated=True), False)
+    code = report(
+        document(Status.timed_out, stdout="out", stderr="err", error="too slow", stdout_truncated=True), False
+    )
     captured = capsys.readouterr()
     assert code == 124
     assert captured.out == "out"

@@ -23,8 +23,13 @@ from executioner.worker.backends.kubernetes import (
 
 
 def execution(timeout: float = 5, memory_mb: int = 128) -> Execution:
-    return Execution.new(code="print('hi')", stdin="in", limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb),
-                         backend="kubernetes", status=Status.running)
+    return Execution.new(
+        code="print('hi')",
+        stdin="in",
+        limits=Limits(timeout_seconds=timeout, memory_mb=memory_mb),
+        backend="kubernetes",
+        status=Status.running,
+    )
 
 
 def test_job_spec_is_locked_down():
@@ -45,7 +50,10 @@ def test_job_spec_is_locked_down():
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False, "capabilities": {"drop": ["ALL"]},
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
     }
     assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"] == "96Mi"
     assert "cpu" in container["resources"]["limits"]
@@ -59,8 +67,10 @@ def test_job_spec_is_locked_down():
     [
         (Settings(), {}),
         (Settings(sandbox_node_selector={"pool": "sandbox"}), {"nodeSelector": {"pool": "sandbox"}}),
-        (Settings(sandbox_tolerations=[{"key": "sandbox", "operator": "Exists"}]),
-         {"tolerations": [{"key": "sandbox", "operator": "Exists"}]}),
+        (
+            Settings(sandbox_tolerations=[{"key": "sandbox", "operator": "Exists"}]),
+            {"tolerations": [{"key": "sandbox", "operator": "Exists"}]},
+        ),
     ],
 )
 def test_job_scheduling_follows_the_settings(settings, expected):
@@ -85,10 +95,14 @@ def test_input_secrets_are_immutable_and_owned_by_the_job():
 
 
 def policy(types=("Ingress", "Egress"), ingress=None, egress=None, labels=None, expressions=None):
-    return client.V1NetworkPolicy(spec=client.V1NetworkPolicySpec(
-        policy_types=list(types), ingress=ingress, egress=egress,
-        pod_selector=client.V1LabelSelector(match_labels=labels, match_expressions=expressions),
-    ))
+    return client.V1NetworkPolicy(
+        spec=client.V1NetworkPolicySpec(
+            policy_types=list(types),
+            ingress=ingress,
+            egress=egress,
+            pod_selector=client.V1LabelSelector(match_labels=labels, match_expressions=expressions),
+        )
+    )
 
 
 ALLOW_ALL = [client.V1NetworkPolicyEgressRule()]
@@ -105,7 +119,11 @@ ALLOW_ALL = [client.V1NetworkPolicyEgressRule()]
         ("an egress rule", policy(egress=ALLOW_ALL), False),
         ("an ingress rule", policy(ingress=[client.V1NetworkPolicyIngressRule()]), False),
         ("selects other pods", policy(labels={"app": "web"}), False),
-        ("match expressions", policy(expressions=[client.V1LabelSelectorRequirement(key="a", operator="Exists")]), False),
+        (
+            "match expressions",
+            policy(expressions=[client.V1LabelSelectorRequirement(key="a", operator="Exists")]),
+            False,
+        ),
     ],
 )
 def test_is_deny_all(case, network_policy, deny_all):
@@ -115,20 +133,37 @@ def test_is_deny_all(case, network_policy, deny_all):
 def pod(phase="Running", waiting=None, terminated=None, reason=None, conditions=None):
     state = client.V1ContainerState(
         waiting=client.V1ContainerStateWaiting(reason=waiting, message=f"{waiting} message") if waiting else None,
-        terminated=client.V1ContainerStateTerminated(exit_code=terminated[0], reason=terminated[1]) if terminated else None,
+        terminated=client.V1ContainerStateTerminated(exit_code=terminated[0], reason=terminated[1])
+        if terminated
+        else None,
     )
     return client.V1Pod(
         spec=client.V1PodSpec(containers=[client.V1Container(name=CONTAINER, image="sandbox:1")]),
         status=client.V1PodStatus(
-            phase=phase, reason=reason, conditions=conditions,
-            container_statuses=[client.V1ContainerStatus(name=CONTAINER, image="sandbox:1", image_id="", ready=False,
-                                                         restart_count=0, state=state)],
+            phase=phase,
+            reason=reason,
+            conditions=conditions,
+            container_statuses=[
+                client.V1ContainerStatus(
+                    name=CONTAINER, image="sandbox:1", image_id="", ready=False, restart_count=0, state=state
+                )
+            ],
         ),
     )
 
 
-ENVELOPE = json.dumps({"v": 1, "status": "succeeded", "exit_code": 0, "stdout": "hi\n", "stderr": "",
-                       "stdout_truncated": False, "stderr_truncated": False, "duration_ms": 3})
+ENVELOPE = json.dumps(
+    {
+        "v": 1,
+        "status": "succeeded",
+        "exit_code": 0,
+        "stdout": "hi\n",
+        "stderr": "",
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+        "duration_ms": 3,
+    }
+)
 ERROR_ENVELOPE = json.dumps({"v": 1, "status": "error", "error": "killed"})
 
 
@@ -138,15 +173,37 @@ ERROR_ENVELOPE = json.dumps({"v": 1, "status": "error", "error": "killed"})
         ("still running", pod(), None, None, None),
         ("pending", pod(phase="Pending"), None, None, None),
         ("image pull", pod(phase="Pending", waiting="ImagePullBackOff"), None, Status.error, "cannot be pulled"),
-        ("bad config", pod(phase="Pending", waiting="CreateContainerConfigError"), None, Status.error, "could not start"),
+        (
+            "bad config",
+            pod(phase="Pending", waiting="CreateContainerConfigError"),
+            None,
+            Status.error,
+            "could not start",
+        ),
         ("succeeded", pod(phase="Succeeded", terminated=(0, "Completed")), ENVELOPE, Status.succeeded, None),
-        ("runner error, OOMKilled", pod(phase="Failed", terminated=(137, "OOMKilled")), ERROR_ENVELOPE,
-         Status.memory_exceeded, "more than 96 MiB"),
-        ("OOMKilled, no envelope", pod(phase="Failed", terminated=(137, "OOMKilled")), "", Status.memory_exceeded, "96 MiB"),
+        (
+            "runner error, OOMKilled",
+            pod(phase="Failed", terminated=(137, "OOMKilled")),
+            ERROR_ENVELOPE,
+            Status.memory_exceeded,
+            "more than 96 MiB",
+        ),
+        (
+            "OOMKilled, no envelope",
+            pod(phase="Failed", terminated=(137, "OOMKilled")),
+            "",
+            Status.memory_exceeded,
+            "96 MiB",
+        ),
         ("deadline", pod(phase="Failed", reason="DeadlineExceeded"), None, Status.timed_out, DEADLINE_EXCEEDED_REASON),
         ("garbage log", pod(phase="Failed", terminated=(1, "Error")), "not json", Status.error, "(exit 1, Error)"),
-        ("forged-looking last line", pod(phase="Succeeded", terminated=(0, "Completed")), '{"v": 2}', Status.error,
-         "without reporting"),
+        (
+            "forged-looking last line",
+            pod(phase="Succeeded", terminated=(0, "Completed")),
+            '{"v": 2}',
+            Status.error,
+            "without reporting",
+        ),
     ],
 )
 def test_outcome_from_pod(case, the_pod, logs, status, error_contains):
@@ -170,8 +227,12 @@ UNSCHEDULED = [client.V1PodCondition(type="PodScheduled", status="False", messag
 
 @pytest.mark.parametrize(
     ("waited", "conditions", "is_error"),
-    [(5, UNSCHEDULED, False), (61, UNSCHEDULED, True), (61, None, False),
-     (61, [client.V1PodCondition(type="PodScheduled", status="True")], False)],
+    [
+        (5, UNSCHEDULED, False),
+        (61, UNSCHEDULED, True),
+        (61, None, False),
+        (61, [client.V1PodCondition(type="PodScheduled", status="True")], False),
+    ],
 )
 def test_unschedulable_only_after_the_schedule_timeout(waited, conditions, is_error):
     outcome = unschedulable_outcome(pod(phase="Pending", conditions=conditions), waited, schedule_timeout_seconds=60)
@@ -181,8 +242,11 @@ def test_unschedulable_only_after_the_schedule_timeout(waited, conditions, is_er
 
 
 def test_a_vanished_job_is_a_timeout_only_when_its_deadline_passed():
-    deadline = client.V1Job(status=client.V1JobStatus(conditions=[
-        client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded")]))
+    deadline = client.V1Job(
+        status=client.V1JobStatus(
+            conditions=[client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded")]
+        )
+    )
     assert outcome_of_vanished_job(deadline).status is Status.timed_out
     assert outcome_of_vanished_job(client.V1Job(status=client.V1JobStatus())).status is Status.error
     assert "deleted" in (outcome_of_vanished_job(None).error or "")

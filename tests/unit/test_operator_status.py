@@ -52,7 +52,12 @@ def test_set_condition_keeps_other_types():
 
 @pytest.mark.parametrize(
     ("text", "truncated"),
-    [("", False), ("a" * STATUS_OUTPUT_BYTES, False), ("a" * (STATUS_OUTPUT_BYTES + 1), True), ("é" * STATUS_OUTPUT_BYTES, True)],
+    [
+        ("", False),
+        ("a" * STATUS_OUTPUT_BYTES, False),
+        ("a" * (STATUS_OUTPUT_BYTES + 1), True),
+        ("é" * STATUS_OUTPUT_BYTES, True),
+    ],
 )
 def test_output_is_capped_in_bytes_on_a_character_boundary(text, truncated):
     kept, was_capped = capped(text)
@@ -63,8 +68,17 @@ def test_output_is_capped_in_bytes_on_a_character_boundary(text, truncated):
 
 def test_finished_execution_fields():
     started = datetime(2026, 1, 1, tzinfo=UTC)
-    record = execution(Status.failed, exit_code=2, stdout="o", stderr="e", error=None, started_at=started,
-                       finished_at=started, duration_ms=12, stdout_truncated=True)
+    record = execution(
+        Status.failed,
+        exit_code=2,
+        stdout="o",
+        stderr="e",
+        error=None,
+        started_at=started,
+        finished_at=started,
+        duration_ms=12,
+        stdout_truncated=True,
+    )
     document = status_of(record, T0)
     assert document["exitCode"] == 2 and document["stdout"] == "o" and document["stderr"] == "e"
     assert document["stdoutTruncated"] is True and document["stderrTruncated"] is False

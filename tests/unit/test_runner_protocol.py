@@ -19,7 +19,11 @@ def envelope(**fields) -> str:
     ("case", "output", "status"),
     [
         ("plain", envelope(stdout="hi\n"), Status.succeeded),
-        ("last line wins over earlier noise", "noise\n" + envelope(status="failed", exit_code=3) + "\n\n", Status.failed),
+        (
+            "last line wins over earlier noise",
+            "noise\n" + envelope(status="failed", exit_code=3) + "\n\n",
+            Status.failed,
+        ),
         ("timed out", envelope(status="timed_out", exit_code=None), Status.timed_out),
         ("signal is dropped", envelope(signal=9), Status.succeeded),
     ],
@@ -52,7 +56,13 @@ def test_runner_args_carry_the_limits():
     args = runner_args(execution, settings, memory_rlimit=False, max_processes=8)
     pairs = dict(zip(args[::2], args[1::2], strict=True))
     assert pairs == {
-        "--code": CODE_PATH, "--stdin": STDIN_PATH, "--timeout": "2.5", "--memory-mb": "64", "--output-limit": "2048",
-        "--max-processes": "8", "--max-file-bytes": "4096", "--workdir": "/tmp",
+        "--code": CODE_PATH,
+        "--stdin": STDIN_PATH,
+        "--timeout": "2.5",
+        "--memory-mb": "64",
+        "--output-limit": "2048",
+        "--max-processes": "8",
+        "--max-file-bytes": "4096",
+        "--workdir": "/tmp",
     }
     assert runner_args(execution, settings, memory_rlimit=True, max_processes=8)[-1] == "--memory-rlimit"

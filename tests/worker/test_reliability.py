@@ -79,7 +79,9 @@ def test_a_worker_killed_mid_execution_ends_it_as_error(tmp_path):
         env = client.env
         worker = start_worker(env, tmp_path / "worker-a.log", name="a")
         code = sleeper(marker)
-        execution_id = client.post("/v1/executions", json={"code": code, "limits": {"timeout_seconds": 60}}).json()["id"]
+        execution_id = client.post("/v1/executions", json={"code": code, "limits": {"timeout_seconds": 60}}).json()[
+            "id"
+        ]
         assert wait_until(lambda: client.get(f"/v1/executions/{execution_id}").json()["status"] == "running", 20)
         assert wait_until(lambda: processes_with(marker), 10)
         kill_process_tree(worker)

@@ -101,8 +101,18 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
                 "projected": {
                     "defaultMode": 0o444,
                     "sources": [
-                        {"secret": {"name": f"{job_name(execution.id)}-code", "items": [{"key": "code", "path": CODE_PATH.rsplit("/", 1)[1]}]}},
-                        {"secret": {"name": f"{job_name(execution.id)}-stdin", "items": [{"key": "stdin", "path": STDIN_PATH.rsplit("/", 1)[1]}]}},
+                        {
+                            "secret": {
+                                "name": f"{job_name(execution.id)}-code",
+                                "items": [{"key": "code", "path": CODE_PATH.rsplit("/", 1)[1]}],
+                            }
+                        },
+                        {
+                            "secret": {
+                                "name": f"{job_name(execution.id)}-stdin",
+                                "items": [{"key": "stdin", "path": STDIN_PATH.rsplit("/", 1)[1]}],
+                            }
+                        },
                     ],
                 },
             },
@@ -185,9 +195,13 @@ def outcome_from_pod(pod: client.V1Pod, logs: str | None, limits_memory_mb: int)
     waiting = state.waiting if state else None
     if waiting and waiting.reason in IMAGE_PULL_FAILURES:
         image = pod.spec.containers[0].image
-        return Outcome.failure(Status.error, f"the sandbox image {image} cannot be pulled: {waiting.message or waiting.reason}")
+        return Outcome.failure(
+            Status.error, f"the sandbox image {image} cannot be pulled: {waiting.message or waiting.reason}"
+        )
     if waiting and waiting.reason in START_FAILURES:
-        return Outcome.failure(Status.error, f"the sandbox container could not start: {waiting.message or waiting.reason}")
+        return Outcome.failure(
+            Status.error, f"the sandbox container could not start: {waiting.message or waiting.reason}"
+        )
     if not pod_finished(pod):
         return None
     terminated = state.terminated if state else None
@@ -305,7 +319,9 @@ class KubernetesBackend:
         try:
             policies = self.networking.list_namespaced_network_policy(self.namespace).items
         except ApiException as exc:
-            raise SandboxUnavailable(f"cannot verify the sandbox NetworkPolicy in {self.namespace}: {exc.reason}") from exc
+            raise SandboxUnavailable(
+                f"cannot verify the sandbox NetworkPolicy in {self.namespace}: {exc.reason}"
+            ) from exc
         if not any(is_deny_all(policy, SANDBOX_LABELS) for policy in policies):
             raise SandboxUnavailable(
                 f"namespace {self.namespace} has no deny-all NetworkPolicy (ingress and egress) selecting sandbox pods; "
@@ -392,7 +408,9 @@ class KubernetesBackend:
     def read_logs(self, pod_name: str) -> str | None:
         try:
             # Raw bytes: the client would otherwise try to deserialise a JSON-looking log.
-            response = self.core.read_namespaced_pod_log(pod_name, self.namespace, container=CONTAINER, _preload_content=False)
+            response = self.core.read_namespaced_pod_log(
+                pod_name, self.namespace, container=CONTAINER, _preload_content=False
+            )
             return str(response.data.decode("utf-8", errors="replace"))
         except ApiException as exc:
             log.warning("cannot read the log of %s: %s", pod_name, exc.reason)

@@ -140,7 +140,12 @@ class LocalBackend:
         (workdir / "runner.py").chmod(0o644)
 
     def command(
-        self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None, gate: tuple[int, int] | None = None
+        self,
+        bwrap: str,
+        workdir: Path,
+        execution: Execution,
+        cgroup: SandboxCgroup | None,
+        gate: tuple[int, int] | None = None,
     ) -> list[str]:
         """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups."""
         s = self.settings
@@ -152,6 +157,8 @@ class LocalBackend:
         argv += [bwrap]
         if gate:
             argv += ["--info-fd", str(gate[0]), "--block-fd", str(gate[1])]
+        # Flags and their values read best side by side.
+        # fmt: off
         argv += [
             "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--disable-userns",
@@ -161,23 +168,24 @@ class LocalBackend:
             "--ro-bind", "/usr", "/usr",
             "--tmpfs", "/usr/local", "--remount-ro", "/usr/local",
         ]
+        # fmt: on
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(top):
                 argv += ["--symlink", os.readlink(top), top]
             elif os.path.isdir(top):
                 argv += ["--ro-bind", top, top]
+        # fmt: off
         argv += [
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(s.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
             "--ro-bind", str(workdir / "input"), INPUT_DIR,
             "--ro-bind", str(workdir / "runner.py"), RUNNER_PATH,
         ]
+        # fmt: on
         if cgroup:
             argv += ["--ro-bind", str(cgroup.oom_file), f"{OOM_FILE_IN_SANDBOX}/{cgroup.oom_file.name}"]
         argv += ["--remount-ro", "/", "--chdir", "/tmp", s.sandbox_python, "-I", "-S", RUNNER_PATH]
-        argv += runner_args(
-            execution, s, memory_rlimit=cgroup is None, max_processes=s.max_processes
-        )
+        argv += runner_args(execution, s, memory_rlimit=cgroup is None, max_processes=s.max_processes)
         return argv
 
     def _run_sandbox(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> Outcome:

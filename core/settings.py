@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     max_active_per_key: int = Field(100, ge=0)
     # Executions waiting for a worker across all keys (answers 503 beyond, instead of queueing without bound).
     max_queued: int = Field(1000, ge=0)
+    # Bytes of code, stdin and output one key's retained records may hold (answers 429 beyond; freed as they expire).
+    max_stored_bytes_per_key: int = Field(64 * 1024 * 1024, ge=0)
+
+    # The store's memory: new executions are refused (503) once Redis uses this share of its maxmemory, so the
+    # results of running executions still fit. Redis should run with maxmemory and noeviction.
+    store_high_water_ratio: float = Field(0.8, gt=0, le=1)
+    # The memory bound to apply the ratio to when Redis reports none (maxmemory 0); 0 means no check then.
+    store_max_bytes: int = Field(0, ge=0)
 
     # Request limits.
     max_code_bytes: int = Field(64 * 1024, ge=1)
@@ -85,6 +93,11 @@ class Settings(BaseSettings):
     schedule_timeout_seconds: float = Field(60.0, gt=0)
     # How often the operator sweeps the sandbox namespace for leftovers and lost executions.
     gc_interval_seconds: float = Field(15.0, gt=0)
+
+    # `executioner up` (one machine): where its private Redis keeps its data (append-only file, password, port)
+    # so records and queued executions survive a restart, and that Redis's memory cap (it refuses writes beyond).
+    state_dir: str = "~/.local/state/executioner"
+    local_redis_maxmemory_mb: int = Field(256, ge=16)
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

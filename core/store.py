@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -19,10 +20,68 @@ from executioner.models import TRANSITIONS, Execution, Status, utcnow
 
 PREFIX = "executioner"
 
-# KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>")
+# Bytes an owner keeps in the store are counted per owner: a counter, and a sorted set whose members
+# ("<id>:<in|out>:<bytes>") are scored by when their record expires, so expired bytes can be given back.
+_RELEASE_EXPIRED_LUA = """
+local function release_expired(usage, counter, now)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', usage, '-inf', now)) do
+    redis.call('DECRBY', counter, tonumber(string.match(member, ':(%d+)$')))
+  end
+  redis.call('ZREMRANGEBYSCORE', usage, '-inf', now)
+end
+local function hold(usage, counter, member, bytes, expire_at, ttl)
+  if bytes <= 0 then return end
+  redis.call('ZADD', usage, expire_at, member)
+  redis.call('INCRBY', counter, bytes)
+  redis.call('EXPIRE', usage, ttl)
+  redis.call('EXPIRE', counter, ttl)
+end
+"""
+
+# Admission and creation in one step, so concurrent requests cannot all pass a cap before any is counted.
+# KEYS: record, owner index, active set, owner's active set, events channel, running set, owner usage, owner counter
+# ARGV: max queued, max active for the owner, byte budget (0 = off), input bytes, retention seconds,
+#       created-at score, execution id, then field/value pairs (values JSON-encoded)
+# Returns {"created"} or {refusal reason, the number that refused it}.
+_CREATE_LUA = (
+    _RELEASE_EXPIRED_LUA
+    + """
+local max_queued, max_active, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bytes, retention, score = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local now = tonumber(redis.call('TIME')[1])
+if max_queued > 0 then
+  local queued = redis.call('ZCARD', KEYS[3]) - redis.call('ZCARD', KEYS[6])
+  if queued >= max_queued then return {'queue_full', queued} end
+end
+if max_active > 0 then
+  local active = redis.call('SCARD', KEYS[4])
+  if active >= max_active then return {'active_cap', active} end
+end
+release_expired(KEYS[7], KEYS[8], now)
+if budget > 0 then
+  local used = tonumber(redis.call('GET', KEYS[8]) or '0')
+  if used + bytes > budget then return {'byte_budget', used} end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('EXPIRE', KEYS[1], retention)
+redis.call('ZADD', KEYS[2], score, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', score - retention)
+redis.call('EXPIRE', KEYS[2], retention)
+redis.call('ZADD', KEYS[3], score, KEYS[1])
+redis.call('SADD', KEYS[4], KEYS[1])
+hold(KEYS[7], KEYS[8], ARGV[7] .. ':in:' .. bytes, bytes, now + retention, retention)
+redis.call('PUBLISH', KEYS[5], 'queued')
+return {'created', 0}
+"""
+)
+
+# KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>"),
+#       usage prefix (the owner's usage set and counter are "<prefix>:<owner>" and "<prefix>-bytes:<owner>")
 # ARGV: allowed current statuses (JSON list), new status, lease owner ("" for none),
-#       lease ttl ms, then field/value pairs (values JSON-encoded)
-_TRANSITION_LUA = """
+#       lease ttl ms, output bytes to count against the owner, then field/value pairs (values JSON-encoded)
+_TRANSITION_LUA = (
+    _RELEASE_EXPIRED_LUA
+    + """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return -1 end
 current = cjson.decode(current)
@@ -31,19 +90,27 @@ for _, status in ipairs(cjson.decode(ARGV[1])) do
   if status == current then allowed = true end
 end
 if not allowed then return 0 end
-redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), unpack(ARGV, 6))
 if ARGV[2] == 'running' then
   redis.call('ZADD', KEYS[3], redis.call('TIME')[1], KEYS[1])
   if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
 elseif ARGV[2] ~= 'queued' then
+  local owner = cjson.decode(redis.call('HGET', KEYS[1], 'owner'))
   redis.call('ZREM', KEYS[3], KEYS[1])
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[5], KEYS[1])
-  redis.call('SREM', KEYS[5] .. ':' .. cjson.decode(redis.call('HGET', KEYS[1], 'owner')), KEYS[1])
+  redis.call('SREM', KEYS[5] .. ':' .. owner, KEYS[1])
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl > 0 then
+    local id = string.match(KEYS[1], '([^:]+)$')
+    hold(KEYS[6] .. ':' .. owner, KEYS[6] .. '-bytes:' .. owner, id .. ':out:' .. ARGV[5], tonumber(ARGV[5]),
+         tonumber(redis.call('TIME')[1]) + ttl, ttl)
+  end
 end
 redis.call('PUBLISH', KEYS[4], ARGV[2])
 return 1
 """
+)
 
 # Extends a lease only while the caller still holds it.
 _RENEW_LUA = """
@@ -54,12 +121,30 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class Caps:
+    """What one new execution may not exceed, checked atomically with its creation; 0 turns a cap off."""
+
+    max_queued: int = 0
+    max_active_for_owner: int = 0
+    byte_budget_for_owner: int = 0
+
+
+@dataclass(frozen=True)
+class CapReached:
+    """Why the store refused to create an execution: which cap, and the count that reached it."""
+
+    cap: str  # "queue_full", "active_cap" or "byte_budget"
+    current: int
+
+
 class ExecutionStore:
     def __init__(self, client: redis.Redis, retention_seconds: int):
         """`client` must decode responses (str, not bytes): use from_url."""
         self.redis = client
         self.retention_seconds = retention_seconds
         self._transition = client.register_script(_TRANSITION_LUA)
+        self._create = client.register_script(_CREATE_LUA)
         self._renew = client.register_script(_RENEW_LUA)
 
     @classmethod
@@ -83,23 +168,51 @@ class ExecutionStore:
     def index_key(owner: str) -> str:
         return f"{PREFIX}:index:{owner}"
 
+    @staticmethod
+    def usage_keys(owner: str) -> tuple[str, str]:
+        """The owner's stored-bytes ledger: a set of holdings scored by expiry, and their sum."""
+        return f"{PREFIX}:usage:{owner}", f"{PREFIX}:usage-bytes:{owner}"
+
+    USAGE_PREFIX = f"{PREFIX}:usage"
     RUNNING_KEY = f"{PREFIX}:running"
     # Every execution not yet final, and per owner ("<ACTIVE_KEY>:<owner>"), for admission caps.
     ACTIVE_KEY = f"{PREFIX}:active"
 
     # Records --------------------------------------------------------------
-    def create(self, execution: Execution) -> None:
+    def create(self, execution: Execution, caps: Caps = Caps()) -> CapReached | None:
+        """Store a new queued execution unless a cap says no; the check and the write are one atomic step."""
         key = self.record_key(execution.id)
-        score = execution.created_at.timestamp()
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=cast(dict[Any, Any], _encode(execution.model_dump(mode="json"))))
-            pipe.expire(key, self.retention_seconds)
-            pipe.zadd(self.index_key(execution.owner), {execution.id: score})
-            pipe.zremrangebyscore(self.index_key(execution.owner), "-inf", score - self.retention_seconds)
-            pipe.zadd(self.ACTIVE_KEY, {key: score})
-            pipe.sadd(f"{self.ACTIVE_KEY}:{execution.owner}", key)
-            pipe.publish(self.events_channel(execution.id), execution.status.value)
-            pipe.execute()
+        usage, counter = self.usage_keys(execution.owner)
+        pairs: list[str] = []
+        for name, value in _encode(execution.model_dump(mode="json")).items():
+            pairs += [name, value]
+        reason, current = self._create(
+            keys=[
+                key,
+                self.index_key(execution.owner),
+                self.ACTIVE_KEY,
+                f"{self.ACTIVE_KEY}:{execution.owner}",
+                self.events_channel(execution.id),
+                self.RUNNING_KEY,
+                usage,
+                counter,
+            ],
+            args=[
+                caps.max_queued,
+                caps.max_active_for_owner,
+                caps.byte_budget_for_owner,
+                input_bytes(execution),
+                self.retention_seconds,
+                execution.created_at.timestamp(),
+                execution.id,
+                *pairs,
+            ],
+        )
+        return None if reason == "created" else CapReached(str(reason), int(current))
+
+    def stored_bytes(self, owner: str) -> int:
+        """Bytes of code, input and output the owner's retained records hold (as last counted)."""
+        return int(cast(str | None, self.redis.get(self.usage_keys(owner)[1])) or 0)
 
     def get(self, execution_id: str) -> Execution | None:
         raw = cast(dict[str, str], self.redis.hgetall(self.record_key(execution_id)))
@@ -132,6 +245,8 @@ class ExecutionStore:
         pairs: list[str] = []
         for name, value in _encode(fields or {}).items():
             pairs += [name, value]
+        fields = fields or {}
+        output_bytes = sum(len(str(fields.get(stream) or "").encode()) for stream in ("stdout", "stderr"))
         result = self._transition(
             keys=[
                 self.record_key(execution_id),
@@ -139,8 +254,16 @@ class ExecutionStore:
                 self.RUNNING_KEY,
                 self.events_channel(execution_id),
                 self.ACTIVE_KEY,
+                self.USAGE_PREFIX,
             ],
-            args=[json.dumps([s.value for s in allowed_from]), to.value, lease_owner, int(lease_seconds * 1000), *pairs],
+            args=[
+                json.dumps([s.value for s in allowed_from]),
+                to.value,
+                lease_owner,
+                int(lease_seconds * 1000),
+                output_bytes,
+                *pairs,
+            ],
         )
         return bool(result == 1)
 
@@ -170,6 +293,33 @@ class ExecutionStore:
         """Queued and running executions of one owner."""
         return int(self.redis.scard(f"{self.ACTIVE_KEY}:{owner}"))
 
+    def reconcile_indexes(self) -> int:
+        """Drop index entries whose record is gone (expired or deleted), so a cap never counts a dead slot.
+        Returns how many were dropped."""
+        dropped = 0
+        for index in (self.ACTIVE_KEY, self.RUNNING_KEY):
+            dropped += self._drop_missing(index, cast(list[str], self.redis.zrange(index, 0, -1)), self.redis.zrem)
+        for owner_set in self.redis.scan_iter(match=f"{self.ACTIVE_KEY}:*", count=500):
+            members = cast(list[str], list(self.redis.smembers(owner_set)))
+            dropped += self._drop_missing(owner_set, members, self.redis.srem)
+        return dropped
+
+    def _drop_missing(self, index: str, record_keys: list[str], remove: Any) -> int:
+        if not record_keys:
+            return 0
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in record_keys:
+                pipe.exists(key)
+            missing = [key for key, exists in zip(record_keys, pipe.execute(), strict=True) if not exists]
+        if missing:
+            remove(index, *missing)
+        return len(missing)
+
+    def memory(self) -> tuple[int, int]:
+        """Redis's used memory and its maxmemory (0 when unbounded), in bytes."""
+        info = self.redis.info("memory")
+        return int(info["used_memory"]), int(info.get("maxmemory", 0))
+
     # Notifications --------------------------------------------------------
     def wait_until_terminal(self, execution_id: str, timeout: float) -> Execution | None:
         """Block on the record's channel until it is terminal or `timeout` passes."""
@@ -192,6 +342,11 @@ class ExecutionStore:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+
+def input_bytes(execution: Execution) -> int:
+    """What an execution's input costs its owner's byte budget: code and stdin, encoded."""
+    return len(execution.code.encode()) + len(execution.stdin.encode())
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, str]:

@@ -24,8 +24,8 @@ from executioner.operator.cleanup import sweep
 from executioner.operator.status import FINAL_PHASES, status_of
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
-from executioner.store import ExecutionStore
-from executioner.submission import EnqueueFailed, submit
+from executioner.store import Caps, ExecutionStore
+from executioner.submission import CapRefused, EnqueueFailed, submit
 from executioner.worker.backends.kubernetes import KubernetesBackend
 
 GROUP, VERSION, PLURAL = "executioner.dev", "v1alpha1", "executionrequests"
@@ -56,7 +56,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.connect_timeout = 10
     settings.execution.max_workers = 16
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="executioner.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="executioner.dev", key="last-handled")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="executioner.dev", key="last-handled"
+    )
     config = Settings()
     memo.settings = config
     memo.store = ExecutionStore.from_url(config.redis_url, config.retention_seconds)
@@ -77,7 +79,13 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 async def submit_execution(
-    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, name: str, namespace: str | None, patch: kopf.Patch, memo: kopf.Memo,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str | None,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
     **_: Any,
 ) -> None:
     if status.get("executionId"):
@@ -97,23 +105,35 @@ async def submit_execution(
                     timeout_seconds=limits.get("timeoutSeconds", settings.default_timeout_seconds),
                     memory_mb=limits.get("memoryMb", settings.default_memory_mb),
                 ),
+                caps=Caps(max_queued=settings.max_queued),
             )
         )
+    except CapRefused as exc:  # the queue is full: the resource stays Pending and is submitted later
+        raise kopf.TemporaryError(f"not queued yet: {exc}", delay=10) from exc
     except EnqueueFailed as exc:
         raise kopf.TemporaryError(f"the execution could not be queued: {exc}", delay=5) from exc
     except ValueError as exc:  # limits outside what this deployment allows
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    patch.status.update(status_of(execution, now(), generation=meta.get("generation"), conditions=status.get("conditions")))
+    patch.status.update(
+        status_of(execution, now(), generation=meta.get("generation"), conditions=status.get("conditions"))
+    )
     log.info("ExecutionRequest %s/%s is execution %s", namespace, name, execution.id)
 
 
 @kopf.daemon(
-    GROUP, VERSION, PLURAL,
+    GROUP,
+    VERSION,
+    PLURAL,
     when=lambda status, **_: bool(status.get("executionId")) and status.get("phase") not in FINAL_PHASES,
     cancellation_timeout=5,
 )
 async def mirror_status(
-    status: kopf.Status, meta: kopf.Meta, name: str, namespace: str | None, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    name: str,
+    namespace: str | None,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
     **_: Any,
 ) -> None:
     """Follow the execution and copy every change into the resource's status until it is final."""
@@ -125,7 +145,11 @@ async def mirror_status(
         execution = await blocking(store.wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
         if execution is None:
             await blocking(
-                patch_status, memo.kube, namespace, name, {"phase": "Error", "error": "the execution record expired or vanished"}
+                patch_status,
+                memo.kube,
+                namespace,
+                name,
+                {"phase": "Error", "error": "the execution record expired or vanished"},
             )
             return
         document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
@@ -147,7 +171,9 @@ async def cancel_execution(status: kopf.Status, name: str, namespace: str | None
     """Deleting the resource cancels its execution; the worker then stops the sandbox."""
     execution_id = status.get("executionId")
     store: ExecutionStore = memo.store
-    if execution_id and await blocking(store.finish, execution_id, Status.cancelled, {"error": "cancelled: the ExecutionRequest was deleted"}):
+    if execution_id and await blocking(
+        store.finish, execution_id, Status.cancelled, {"error": "cancelled: the ExecutionRequest was deleted"}
+    ):
         log.info("cancelled execution %s of deleted %s/%s", execution_id, namespace, name)
 
 

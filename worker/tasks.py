@@ -53,7 +53,9 @@ class ExecutionTask(Task):
             return self._resources
 
 
-@app.task(name=RUN_EXECUTION, base=ExecutionTask, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@app.task(
+    name=RUN_EXECUTION, base=ExecutionTask, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
 def run_execution(self: ExecutionTask, execution_id: str) -> str:
     if not isinstance(execution_id, str) or not EXECUTION_ID.match(execution_id):
         log.error("ignoring a task with a malformed execution id")
@@ -74,6 +76,8 @@ def start_sweeper(**_kwargs: Any) -> None:
             try:
                 for execution_id in sweep_lost_executions(resources.store, resources.backend):
                     log.warning("execution %s lost its worker; ended as error", execution_id)
+                if dropped := resources.store.reconcile_indexes():
+                    log.warning("dropped %d index entries of records that expired", dropped)
             except Exception:
                 log.exception("sweep failed")
 

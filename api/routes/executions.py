@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
+from executioner.admission import Refusal, caps_for, refusal_for_cap
 from executioner.api.deps import AdmissionDep, CurrentOwner, QueueDep, SettingsDep, StoreDep
 from executioner.models import (
     CANCELLED_BY_REQUEST,
@@ -19,12 +20,16 @@ from executioner.models import (
     execution_create_model,
 )
 from executioner.settings import Settings
-from executioner.submission import EnqueueFailed, submit
+from executioner.submission import CapRefused, EnqueueFailed, submit
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown API key"},
     404: {"description": "No such execution (or it belongs to another key)"},
 }
+
+
+def refused(refusal: Refusal) -> HTTPException:
+    return HTTPException(refusal.status_code, refusal.detail, headers={"Retry-After": str(refusal.retry_after)})
 
 
 def too_large(field: str, limit: int) -> HTTPException:
@@ -69,7 +74,9 @@ def executions_router(settings: Settings) -> APIRouter:
         owner: CurrentOwner,
         wait: Annotated[
             float,
-            Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for the result before answering 202."),
+            Query(
+                ge=0, le=settings.max_wait_seconds, description="Seconds to wait for the result before answering 202."
+            ),
         ] = 0,
     ) -> ExecutionPublic:
         body: ExecutionCreateBase = payload
@@ -77,9 +84,9 @@ def executions_router(settings: Settings) -> APIRouter:
             raise too_large("code", settings.max_code_bytes)
         if len(body.stdin.encode()) > settings.max_stdin_bytes:
             raise too_large("stdin", settings.max_stdin_bytes)
-        refusal = admission.check(owner)
+        refusal = admission.check(owner, incoming_bytes=len(body.code.encode()) + len(body.stdin.encode()))
         if refusal:
-            raise HTTPException(refusal.status_code, refusal.detail, headers={"Retry-After": str(refusal.retry_after)})
+            raise refused(refusal)
         try:
             execution = submit(
                 store,
@@ -89,10 +96,15 @@ def executions_router(settings: Settings) -> APIRouter:
                 code=body.code,
                 stdin=body.stdin,
                 limits=Limits.model_validate(body.limits.model_dump()),
+                caps=caps_for(settings),
             )
+        except CapRefused as exc:
+            raise refused(refusal_for_cap(settings, exc.reached)) from exc
         except EnqueueFailed as exc:
             raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "the execution could not be queued; try again", headers={"Retry-After": "5"}
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the execution could not be queued; try again",
+                headers={"Retry-After": "5"},
             ) from exc
         response.headers["Location"] = f"/v1/executions/{execution.id}"
         if wait > 0:
@@ -108,7 +120,9 @@ def executions_router(settings: Settings) -> APIRouter:
         execution_id: str,
         store: StoreDep,
         owner: CurrentOwner,
-        wait: Annotated[float, Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for a terminal status.")] = 0,
+        wait: Annotated[
+            float, Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for a terminal status.")
+        ] = 0,
     ) -> ExecutionPublic:
         execution = owned(store, owner, execution_id)
         if wait > 0 and not execution.status.terminal:
@@ -120,7 +134,9 @@ def executions_router(settings: Settings) -> APIRouter:
         store: StoreDep,
         owner: CurrentOwner,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$", description="From a previous page's next_cursor.")] = None,
+        cursor: Annotated[
+            str | None, Query(pattern=r"^\d{1,9}$", description="From a previous page's next_cursor.")
+        ] = None,
     ) -> ExecutionPage:
         offset = int(cursor or 0)
         items, more = store.page(owner, limit, offset)
@@ -137,7 +153,9 @@ def executions_router(settings: Settings) -> APIRouter:
         cancelled = store.finish(execution_id, Status.cancelled, {"error": CANCELLED_BY_REQUEST})
         if not cancelled:
             current = store.get(execution_id) or execution
-            raise HTTPException(status.HTTP_409_CONFLICT, f"execution {execution_id} already finished ({current.status})")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"execution {execution_id} already finished ({current.status})"
+            )
         return (store.get(execution_id) or execution).public()
 
     return router

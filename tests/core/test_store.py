@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
 
-from executioner.models import Status
+from executioner.models import Execution, Limits, Status
 from helpers.records import new_record
 
 
@@ -91,3 +92,59 @@ def test_owners_see_only_their_own_list(store):
     new_record(store, owner=f"key-{uuid.uuid4().hex}")
     items, more = store.page(mine.owner, 10)
     assert [item.id for item in items] == [mine.id] and not more
+
+
+def test_stored_bytes_are_counted_per_owner_and_given_back_when_records_expire(private_redis_url):
+    from executioner.store import ExecutionStore
+
+    store = ExecutionStore.from_url(private_redis_url, retention_seconds=2)
+    owner = "bytes-" + uuid.uuid4().hex
+    execution = new_record(store, owner=owner, code="x" * 1000)
+    assert store.stored_bytes(owner) == 1000
+    store.transition(execution.id, Status.running)
+    store.finish(execution.id, Status.succeeded, {"stdout": "o" * 300, "stderr": "é" * 10})
+    assert store.stored_bytes(owner) == 1000 + 300 + 20  # output counts in bytes, as stored
+    time.sleep(3.2)  # past the records' retention
+    assert store.get(execution.id) is None
+    # The next creation gives back what expired before it counts anything new.
+    new_record(store, owner=owner, code="y" * 10)
+    assert store.stored_bytes(owner) == 10
+
+
+def test_caps_are_checked_in_the_same_step_as_the_creation(store):
+    from executioner.store import Caps
+
+    owner = "capped-" + uuid.uuid4().hex
+    caps = Caps(max_active_for_owner=3)
+    created = []
+
+    def create() -> None:
+        execution = Execution.new(
+            code="print(1)", limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", owner=owner
+        )
+        if store.create(execution, caps) is None:
+            created.append(execution.id)
+
+    threads = [threading.Thread(target=create) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(created) == 3
+    assert store.count_active(owner) == 3
+    refused = store.create(
+        Execution.new(code="x", limits=Limits(timeout_seconds=5, memory_mb=128), backend="local", owner=owner), caps
+    )
+    assert refused is not None and refused.cap == "active_cap" and refused.current == 3
+
+
+def test_reconcile_drops_index_slots_of_records_that_are_gone(store):
+    owner = "gone-" + uuid.uuid4().hex
+    kept, lost = new_record(store, owner=owner), new_record(store, owner=owner)
+    store.transition(lost.id, Status.running)
+    store.redis.delete(store.record_key(lost.id))  # as an expired record would be
+    assert store.count_active(owner) == 2
+    assert store.reconcile_indexes() >= 3  # active set, running set, the owner's active set
+    assert store.count_active(owner) == 1
+    assert lost.id not in store.running_ids()
+    assert store.get(kept.id) is not None

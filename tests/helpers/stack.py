@@ -32,14 +32,29 @@ def stop(process: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
         process.wait()
 
 
-def start_redis(directory: Path) -> tuple[str, subprocess.Popen]:
+def start_redis(directory: Path, *options: str) -> tuple[str, subprocess.Popen]:
+    """A private redis-server on a free port; `options` are more of its command-line flags."""
     server = shutil.which("redis-server")
     if not server:
         raise RuntimeError("redis-server is not installed; run `make deps`")
     port = free_port()
     process = subprocess.Popen(
-        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--loglevel", "warning"],
+        [
+            server,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--loglevel",
+            "warning",
+            *options,
+        ],
     )
     wait_for_port(port, process)
     return f"redis://127.0.0.1:{port}/0", process
@@ -52,10 +67,27 @@ def private_mount_namespace() -> list[str]:
 def start_worker(env: dict[str, str], log_path: Path, name: str = "worker") -> subprocess.Popen:
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [*private_mount_namespace(), sys.executable, "-P", "-m", "celery", "-A", "executioner.worker.celery_app",
-             "worker", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"{name}-{os.getpid()}@%h"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                *private_mount_namespace(),
+                sys.executable,
+                "-P",
+                "-m",
+                "celery",
+                "-A",
+                "executioner.worker.celery_app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{name}-{os.getpid()}@%h",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     wait_for_log(log_path, "ready.", process)
     return process
@@ -76,9 +108,22 @@ def start_api(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Pope
     port = free_port()
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env={**env, "EXECUTIONER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "uvicorn",
+                "executioner.api.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env={**env, "EXECUTIONER_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     wait_for_port(port, process)
     url = f"http://127.0.0.1:{port}"

@@ -5,30 +5,44 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from executioner.admission import rate_refusal, refusal_for
+from executioner.admission import caps_for, memory_refusal, rate_refusal, refusal_for_cap
 from executioner.models import Limits, Outcome, Status, execution_create_model
 from executioner.queue import celery_config
 from executioner.settings import Settings
+from executioner.store import CapReached, Caps
 
 
 @pytest.mark.parametrize(
-    ("caps", "queued", "active", "expected"),
+    ("cap", "status_code", "says"),
+    [("queue_full", 503, "queue is full"), ("active_cap", 429, "queued or running"), ("byte_budget", 429, "budget")],
+)
+def test_each_cap_has_its_answer(cap, status_code, says):
+    refusal = refusal_for_cap(Settings(), CapReached(cap, 7))
+    assert (refusal.status_code, refusal.reason) == (status_code, cap)
+    assert says in refusal.detail and refusal.retry_after >= 1
+
+
+def test_caps_follow_the_settings():
+    caps = caps_for(Settings(max_queued=3, max_active_per_key=2, max_stored_bytes_per_key=10))
+    assert caps == Caps(max_queued=3, max_active_for_owner=2, byte_budget_for_owner=10)
+
+
+@pytest.mark.parametrize(
+    ("used", "maxmemory", "store_max", "refused"),
     [
-        ({}, 0, 0, None),
-        ({"max_queued": 10}, 9, 0, None),
-        ({"max_queued": 10}, 10, 0, 503),
-        ({"max_active_per_key": 5}, 0, 4, None),
-        ({"max_active_per_key": 5}, 0, 5, 429),
-        ({"max_queued": 10, "max_active_per_key": 5}, 10, 5, 503),  # the global cap speaks first
-        ({"max_queued": 0, "max_active_per_key": 0}, 10**6, 10**6, None),  # 0 turns a cap off
+        (10, 100, 0, False),
+        (79, 100, 0, False),
+        (80, 100, 0, True),  # the high-water mark is 80 % by default
+        (99, 0, 0, False),  # Redis unbounded and no configured bound: nothing to compare with
+        (90, 0, 100, True),  # the configured bound stands in for maxmemory
+        (90, 200, 100, False),  # Redis's own maxmemory wins
     ],
 )
-def test_refusal_for(caps, queued, active, expected):
-    settings = Settings(**{"max_queued": 1000, "max_active_per_key": 100, **caps})
-    refusal = refusal_for(settings, queued=queued, active_of_owner=active)
-    assert (refusal.status_code if refusal else None) == expected
+def test_the_store_refuses_at_its_high_water_mark(used, maxmemory, store_max, refused):
+    refusal = memory_refusal(Settings(store_max_bytes=store_max), used, maxmemory)
+    assert (refusal is not None) is refused
     if refusal:
-        assert refusal.retry_after >= 1
+        assert refusal.status_code == 503 and refusal.retry_after > 0
 
 
 @pytest.mark.parametrize(("wait", "retry_after"), [(0.0, 1), (0.2, 1), (1.0, 1), (1.01, 2), (7.5, 8)])

@@ -17,7 +17,7 @@ cd "$ROOT"
 case $kind in
   app)
     [ -f frontend/dist/index.html ] || { echo "frontend/dist is missing: run make frontend" >&2; exit 1; }
-    inputs=$( { git ls-files -co --exclude-standard -- core api worker operator sandbox-image pyproject.toml \
+    inputs=$( { git ls-files -co --exclude-standard -- core api worker operator sandbox-image pyproject.toml uv.lock \
                   Dockerfile .dockerignore hack/chart/build-wheels.sh | grep -v -e '/tests/' -e '__pycache__';
                 find frontend/dist -type f; } | sort -u)
     ctx=. df=Dockerfile ;;
@@ -31,7 +31,7 @@ if [ "$first" = "$name" ]; then full="docker.io/library/$name"
 elif ! [[ "$first" == *.* || "$first" == *:* || "$first" == localhost ]]; then full="docker.io/$name"; fi
 hash=$( { echo "$df"; for f in $inputs; do [ -f "$f" ] && { echo "$f"; sha256sum < "$f"; }; done; } | sha256sum | cut -c1-64)
 stamp="$CACHE/images/$(echo "$full" | tr '/:@' '___').inputs"
-loaded() { [ -S "$CTRD_SOCK" ] && ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null | grep -qx "$full"; }
+loaded() { [ -S "$CTRD_SOCK" ] && ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null | grep -x "$full" >/dev/null; }
 if [ "${FORCE:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] && loaded; then
   echo "[image] $full is loaded and up to date (inputs $(echo "$hash" | cut -c1-12))" >&2
   echo "$full"; exit 0

@@ -27,7 +27,7 @@ buildah push --quiet "$name" "docker-archive:$archive:$name" >/dev/null
 if [ "${EXECUTIONER_IMAGE_NO_LOAD:-0}" != 1 ]; then
   [ -S "$CTRD_SOCK" ] || { echo "the cluster's containerd is not running ($CTRD_SOCK); run make cluster-up" >&2; exit 1; }
   ctr --address "$CTRD_SOCK" -n k8s.io images import "$archive" >/dev/null
-  ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$name" || { echo "import of $name failed" >&2; exit 1; }
+  ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$name" >/dev/null || { echo "import of $name failed" >&2; exit 1; }
   log "loaded $name into the cluster (containerd $CTRD_SOCK)"
 fi
 echo "$name"

@@ -181,7 +181,7 @@ start containerd containerd --config "$STATE/containerd/config.toml"
 wait_for containerd 30 ctr --address "$CTRD_SOCK" version
 
 # pause image (compiled locally from pause.c), imported once
-if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$PAUSE_IMAGE"; then
+if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$PAUSE_IMAGE" >/dev/null; then
   PA="$CACHE/pause-$PAUSE_VERSION/pause-image.tar"
   if [ ! -s "$PA" ]; then
     c=$(buildah from --pull=never scratch)

@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from executioner.admission import Admission
+from executioner.events import ExecutionEvents
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
@@ -34,10 +35,15 @@ def get_queue(request: Request) -> ExecutionQueue:
     return request.app.state.queue
 
 
+def get_events(request: Request) -> ExecutionEvents:
+    return request.app.state.events
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ExecutionStore, Depends(get_store)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 QueueDep = Annotated[ExecutionQueue, Depends(get_queue)]
+EventsDep = Annotated[ExecutionEvents, Depends(get_events)]
 
 
 def owner_of_key(key: str) -> str:

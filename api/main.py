@@ -19,14 +19,15 @@ from executioner.admission import Admission
 from executioner.api.middleware import BodySizeLimit, SecurityHeaders
 from executioner.api.routes import health
 from executioner.api.routes.executions import executions_router
+from executioner.events import ExecutionEvents
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 
 log = logging.getLogger("executioner.api")
 UI_DIR = Path(__file__).resolve().parents[1] / "frontend" / "dist"
-# Waiting requests (`?wait=`) each hold a worker thread while they block on Redis.
-THREADS = 256
+# Blocking store calls (submission, listing, cancelling) run on threads; waiting (`?wait=`) holds none.
+THREADS = 64
 
 
 def document_open_access(app: FastAPI) -> None:
@@ -52,9 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = THREADS
+        await app.state.events.start()
         if not settings.api_keys:
             log.warning("EXECUTIONER_API_KEYS is empty: the API is open to anyone who can reach %s", settings.host)
         yield
+        await app.state.events.close()
         app.state.queue.close()
         app.state.store.redis.close()
 
@@ -68,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
     app.state.admission = Admission(app.state.store, settings)
     app.state.queue = ExecutionQueue(settings)
+    app.state.events = ExecutionEvents(settings.redis_url, settings.max_waiters_per_key)
 
     app.include_router(health.router)
     app.include_router(executions_router(settings))

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     min_memory_mb: int = Field(32, ge=16)
     max_memory_mb: int = Field(512, ge=16)
     max_wait_seconds: float = Field(30.0, ge=0)
+    # Requests one key may have waiting (`?wait`) at once; waiting costs no thread, but each costs memory.
+    max_waiters_per_key: int = Field(100, ge=0)
 
     # Sandbox limits applied to every execution.
     output_limit_bytes: int = Field(64 * 1024, ge=1024)

@@ -3,12 +3,15 @@
 # No `from __future__ import annotations` here: the request model is built per app, inside the factory,
 # and FastAPI must see the class itself in the route's signature.
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from executioner.admission import Refusal, caps_for, refusal_for_cap
-from executioner.api.deps import AdmissionDep, CurrentOwner, QueueDep, SettingsDep, StoreDep
+from executioner.api.deps import AdmissionDep, CurrentOwner, EventsDep, QueueDep, SettingsDep, StoreDep
+from executioner.events import ExecutionEvents, TooManyWaiters
 from executioner.models import (
     CANCELLED_BY_REQUEST,
     Execution,
@@ -32,6 +35,15 @@ def refused(refusal: Refusal) -> HTTPException:
     return HTTPException(refusal.status_code, refusal.detail, headers={"Retry-After": str(refusal.retry_after)})
 
 
+def waiting_slot(events: ExecutionEvents, owner: str, wait: float) -> AbstractAsyncContextManager[None]:
+    """One of the owner's waiting slots when the request will wait (waiting holds no thread, but each costs memory)."""
+    return events.waiting_slot(owner) if wait > 0 else nullcontext()
+
+
+def too_many_waiters(exc: TooManyWaiters) -> HTTPException:
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "1"})
+
+
 def too_large(field: str, limit: int) -> HTTPException:
     return HTTPException(
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -44,10 +56,13 @@ def executions_router(settings: Settings) -> APIRouter:
     # The request model, with this deployment's bounds in its schema (a class made at run time).
     ExecutionCreate = execution_create_model(settings)
 
+    def not_found(execution_id: str) -> HTTPException:
+        return HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
+
     def owned(store: StoreDep, owner: str, execution_id: str) -> Execution:
         execution = store.get(execution_id)
         if execution is None or execution.owner != owner:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
+            raise not_found(execution_id)
         return execution
 
     @router.post(
@@ -59,18 +74,21 @@ def executions_router(settings: Settings) -> APIRouter:
             200: {"description": "Finished within `wait` seconds", "model": ExecutionPublic},
             400: {"description": "The body is not readable JSON text"},
             413: {"description": "code, stdin or the whole body is too large"},
-            429: {"description": "Rate limit or per-key cap reached; see Retry-After"},
-            503: {"description": "The queue is full or the execution could not be queued; see Retry-After"},
+            429: {"description": "Rate limit, a per-key cap or the key's byte budget reached; see Retry-After"},
+            503: {
+                "description": "The queue or the store is full, or the execution could not be queued; see Retry-After"
+            },
             **ERRORS,
         },
     )
-    def create_execution(
+    async def create_execution(
         payload: Annotated[ExecutionCreate, Body()],  # type: ignore[valid-type]
         response: Response,
         store: StoreDep,
         settings: SettingsDep,
         admission: AdmissionDep,
         queue: QueueDep,
+        events: EventsDep,
         owner: CurrentOwner,
         wait: Annotated[
             float,
@@ -84,49 +102,61 @@ def executions_router(settings: Settings) -> APIRouter:
             raise too_large("code", settings.max_code_bytes)
         if len(body.stdin.encode()) > settings.max_stdin_bytes:
             raise too_large("stdin", settings.max_stdin_bytes)
-        refusal = admission.check(owner, incoming_bytes=len(body.code.encode()) + len(body.stdin.encode()))
-        if refusal:
-            raise refused(refusal)
+
+        def admit_and_submit() -> Execution:  # blocking Redis and broker calls: run on a worker thread
+            refusal = admission.check(owner, incoming_bytes=len(body.code.encode()) + len(body.stdin.encode()))
+            if refusal:
+                raise refused(refusal)
+            try:
+                return submit(
+                    store,
+                    queue,
+                    settings,
+                    owner=owner,
+                    code=body.code,
+                    stdin=body.stdin,
+                    limits=Limits.model_validate(body.limits.model_dump()),
+                    caps=caps_for(settings),
+                )
+            except CapRefused as exc:
+                raise refused(refusal_for_cap(settings, exc.reached)) from exc
+            except EnqueueFailed as exc:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    "the execution could not be queued; try again",
+                    headers={"Retry-After": "5"},
+                ) from exc
+
         try:
-            execution = submit(
-                store,
-                queue,
-                settings,
-                owner=owner,
-                code=body.code,
-                stdin=body.stdin,
-                limits=Limits.model_validate(body.limits.model_dump()),
-                caps=caps_for(settings),
-            )
-        except CapRefused as exc:
-            raise refused(refusal_for_cap(settings, exc.reached)) from exc
-        except EnqueueFailed as exc:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the execution could not be queued; try again",
-                headers={"Retry-After": "5"},
-            ) from exc
-        response.headers["Location"] = f"/v1/executions/{execution.id}"
-        if wait > 0:
-            finished = store.wait_until_terminal(execution.id, wait)
-            if finished is not None:
-                execution = finished
-                if execution.status.terminal:
-                    response.status_code = status.HTTP_200_OK
+            async with waiting_slot(events, owner, wait):  # taken first: a refused wait creates nothing
+                execution = await run_in_threadpool(admit_and_submit)
+                response.headers["Location"] = f"/v1/executions/{execution.id}"
+                if wait > 0:
+                    execution = await events.wait_until_terminal(execution.id, wait) or execution
+        except TooManyWaiters as exc:
+            raise too_many_waiters(exc) from exc
+        if execution.status.terminal:
+            response.status_code = status.HTTP_200_OK
         return execution.public()
 
     @router.get("/{execution_id}", response_model=ExecutionPublic, summary="Read one execution", responses=ERRORS)
-    def get_execution(
+    async def get_execution(
         execution_id: str,
-        store: StoreDep,
+        events: EventsDep,
         owner: CurrentOwner,
         wait: Annotated[
             float, Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for a terminal status.")
         ] = 0,
     ) -> ExecutionPublic:
-        execution = owned(store, owner, execution_id)
+        execution = await events.get(execution_id)
+        if execution is None or execution.owner != owner:
+            raise not_found(execution_id)
         if wait > 0 and not execution.status.terminal:
-            execution = store.wait_until_terminal(execution_id, wait) or execution
+            try:
+                async with events.waiting_slot(owner):
+                    execution = await events.wait_until_terminal(execution_id, wait) or execution
+            except TooManyWaiters as exc:
+                raise too_many_waiters(exc) from exc
         return execution.public()
 
     @router.get("", response_model=ExecutionPage, summary="List recent executions, newest first", responses=ERRORS)

@@ -344,14 +344,14 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description Rate limit or per-key cap reached; see Retry-After */
+            /** @description Rate limit, a per-key cap or the key's byte budget reached; see Retry-After */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description The queue is full or the execution could not be queued; see Retry-After */
+            /** @description The queue or the store is full, or the execution could not be queued; see Retry-After */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (once) and cache the pinned cluster binaries from the Go module proxy.
 #
-#   hack/cluster/build.sh [tool...]     tools: kubernetes etcd helm kube-router pause (default: all)
+#   hack/cluster/build.sh [tool...]     tools: kubernetes etcd helm kube-router local-path-provisioner pause
+#                                       (default: all)
 #
 # Everything lands in ~/.cache/executioner/<tool>-<version>/ (override the root with EXECUTIONER_CACHE);
 # a tool whose bin/ is complete is never rebuilt, so a fresh clone reuses it. Nothing is written into the repo.
@@ -112,6 +113,12 @@ build_kube_router() {
     "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
 }
 
+build_local_path() {
+  build_plain local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION" \
+    github.com/rancher/local-path-provisioner \
+    "-X main.VERSION=$LOCAL_PATH_VERSION"
+}
+
 build_pause() {
   local d="$CACHE/pause-$PAUSE_VERSION"
   if [ -x "$d/bin/pause" ]; then log "pause $PAUSE_VERSION cached"; return; fi
@@ -130,13 +137,14 @@ build_pause() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router helm)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm)
 for t in "${tools[@]}"; do
   case $t in
     kubernetes) build_kubernetes ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
     kube-router) build_kube_router ;;
+    local-path-provisioner) build_local_path ;;
     pause) build_pause ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;
   esac

@@ -10,6 +10,11 @@ KBIN="$CACHE/kubernetes-$KUBE_VERSION/bin"
 ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin/etcd"
 KROUTER_BIN="$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin/kube-router"
 HELM_BIN="$CACHE/helm-$HELM_VERSION/bin/helm"
+LOCAL_PATH_BIN="$CACHE/local-path-provisioner-$LOCAL_PATH_VERSION/bin/local-path-provisioner"
+LOCAL_PATH_DIR="$STATE/local-path"                   # PersistentVolume data (one directory per volume)
+LOCAL_PATH_NAMESPACE=local-path-storage              # where its helper pods run
+# helper pods (mkdir/rm of a volume's directory) need a shell: the locally made Debian base, loaded under this name
+LOCAL_PATH_HELPER_IMAGE="docker.io/executioner/local-path-helper:$DEBIAN_SUITE"
 PAUSE_BIN="$CACHE/pause-$PAUSE_VERSION/bin/pause"
 PAUSE_IMAGE="registry.k8s.io/pause:$PAUSE_VERSION"
 NODE_NAME="${EXECUTIONER_NODE_NAME:-executioner-node}"
@@ -22,7 +27,8 @@ API_PORT=6443
 ETCD_PORT=2379
 KUBECONFIG_PATH="$STATE/kubeconfig"
 # start order; down stops in reverse
-COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router)
+COMPONENTS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router
+            local-path-provisioner)
 
 log() { echo "[cluster $(date +%H:%M:%S)] $*" >&2; }
 

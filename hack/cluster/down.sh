@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the local test cluster and undo its host changes: processes (by pid), containers, mounts, network
-# namespaces, interfaces, iptables rules and ipsets, sysctls, kubepods cgroups.
+# namespaces, interfaces, iptables rules and ipsets, sysctls, kubepods cgroups, and the data of its
+# PersistentVolumes (etcd, which knows them, is not kept either).
 #   down.sh           keep certificates and containerd's image store (loaded images survive a restart)
 #   down.sh --purge   also delete the whole state directory
 set -uo pipefail
@@ -127,7 +128,8 @@ if [ "$(cat "$STATE/run-containerd.before" 2>/dev/null)" = no ] && [ ! -S /run/c
   rm -rf /run/containerd
 fi
 rm -f "$STATE/run-containerd.before"
-rm -rf "$RUNDIR" "$STATE/etcd" "$STATE/kubelet/root" "$STATE/cni/ipam" "$STATE/netns.before"
+# the volumes of the local-path provisioner go with etcd: no PersistentVolume object would know them after a restart
+rm -rf "$RUNDIR" "$STATE/etcd" "$STATE/kubelet/root" "$STATE/cni/ipam" "$STATE/netns.before" "$LOCAL_PATH_DIR"
 [ "$PURGE" = 1 ] && rm -rf "$STATE"
 rmdir /var/lib/kube-router 2>/dev/null
 # paths hardcoded in libcni (result cache) and the kubelet (device-plugin socket dir): ours only, then empty dirs

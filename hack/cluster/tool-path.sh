@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Print the path of a pinned cluster tool, building it first if needed:
-#   hack/cluster/tool-path.sh kubectl|helm|kube-apiserver|kubelet|etcd|kube-router|...
+#   hack/cluster/tool-path.sh kubectl|helm|kube-apiserver|kubelet|etcd|kube-router|local-path-provisioner|...
 #   e.g.  HELM=$(hack/cluster/tool-path.sh helm)
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
@@ -8,6 +8,7 @@ case "${1:?usage: $0 TOOL}" in
   helm) p=$HELM_BIN; t=helm ;;
   etcd) p=$ETCD_BIN; t=etcd ;;
   kube-router) p=$KROUTER_BIN; t=kube-router ;;
+  local-path-provisioner) p=$LOCAL_PATH_BIN; t=local-path-provisioner ;;
   pause) p=$PAUSE_BIN; t=pause ;;
   kubectl|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy) p=$KBIN/$1; t=kubernetes ;;
   *) echo "unknown tool $1" >&2; exit 2 ;;

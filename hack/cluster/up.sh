@@ -8,7 +8,7 @@ exec 9> /run/lock/executioner-cluster.lock; flock 9   # one up/down at a time
 T0=$SECONDS
 
 [ "$(id -u)" -eq 0 ] || { echo "cluster-up needs root (containerd, kubelet, iptables)" >&2; exit 1; }
-for b in "$KBIN/kube-apiserver" "$KBIN/kubelet" "$KBIN/kubectl" "$ETCD_BIN" "$KROUTER_BIN" "$PAUSE_BIN"; do
+for b in "$KBIN/kube-apiserver" "$KBIN/kubelet" "$KBIN/kubectl" "$ETCD_BIN" "$KROUTER_BIN" "$LOCAL_PATH_BIN" "$PAUSE_BIN"; do
   [ -x "$b" ] || { log "missing $b; building (make cluster-tools)"; "$HERE/build.sh"; break; }
 done
 for c in containerd runc ipset iptables buildah ctr; do
@@ -17,7 +17,8 @@ done
 
 HOST_IP=$(host_ip)
 [ -n "$HOST_IP" ] || { echo "cannot determine host IP" >&2; exit 1; }
-mkdir -p "$STATE"/{pki,pids,logs,etcd,kubelet,containerd,cni/net.d,cni/ipam,kube-router} "$RUNDIR"
+mkdir -p "$STATE"/{pki,pids,logs,etcd,kubelet,containerd,cni/net.d,cni/ipam,kube-router,local-path-provisioner} \
+  "$LOCAL_PATH_DIR" "$RUNDIR"
 chmod 700 "$STATE"
 write_file() { # path < content; rewrites only on change (kube-proxy exits when its config file changes)
   local tmp; tmp=$(mktemp "$1.XXXX"); cat > "$tmp"
@@ -98,8 +99,9 @@ gen_cert scheduler "/CN=system:kube-scheduler"
 gen_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
 gen_cert kube-proxy "/CN=system:kube-proxy"
 gen_cert kube-router "/CN=system:executioner:kube-router"
+gen_cert local-path-provisioner "/CN=system:executioner:local-path-provisioner"
 gen_kubeconfig "$KUBECONFIG_PATH" admin
-for n in controller-manager scheduler kubelet kube-proxy kube-router; do gen_kubeconfig "$STATE/$n.kubeconfig" "$n"; done
+for n in controller-manager scheduler kubelet kube-proxy kube-router local-path-provisioner; do gen_kubeconfig "$STATE/$n.kubeconfig" "$n"; done
 
 # ---------------------------------------------------------------- process helper
 start() { # name cmd... ; starts detached (own session) unless already running
@@ -192,6 +194,19 @@ if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$PAUSE_IMAGE" 
   fi
   ctr --address "$CTRD_SOCK" -n k8s.io images import "$PA" >/dev/null
   ctr --address "$CTRD_SOCK" -n k8s.io images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null || true
+fi
+
+# helper image of the local-path provisioner: the Debian base (base-image.sh) under its own name, imported once
+if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$LOCAL_PATH_HELPER_IMAGE"; then
+  HA="$CACHE/images/local-path-helper-$DEBIAN_SUITE.tar"
+  if [ ! -s "$HA" ]; then
+    "$HERE/base-image.sh"
+    buildah tag docker.io/library/python:3.11-slim "$LOCAL_PATH_HELPER_IMAGE"
+    mkdir -p "$CACHE/images"; rm -f "$HA"
+    buildah push --quiet "$LOCAL_PATH_HELPER_IMAGE" "docker-archive:$HA:$LOCAL_PATH_HELPER_IMAGE" >/dev/null
+  fi
+  ctr --address "$CTRD_SOCK" -n k8s.io images import "$HA" >/dev/null
+  ctr --address "$CTRD_SOCK" -n k8s.io images label "$LOCAL_PATH_HELPER_IMAGE" io.cri-containerd.pinned=pinned >/dev/null || true
 fi
 
 # ---------------------------------------------------------------- etcd
@@ -329,6 +344,119 @@ start kube-router "$KROUTER_BIN" --kubeconfig="$STATE/kube-router.kubeconfig" \
   --metrics-port=0 --health-port=20244 --iptables-sync-period=1m --v=1
 
 wait_for "kube-router" 30 curl -fsS http://127.0.0.1:20244/healthz
+
+# ---------------------------------------------------------------- local-path-provisioner (dynamic PersistentVolumes)
+# Rancher's provisioner as a host process, like kube-router: for each claim of the default StorageClass `local-path`
+# it runs a helper pod in $LOCAL_PATH_NAMESPACE that makes $LOCAL_PATH_DIR/<pv>_<namespace>_<claim> (and removes
+# it when the volume is deleted), then creates a hostPath PersistentVolume pinned to this node. Its config and helper
+# pod template are files it re-reads every 30 s (CONFIG_MOUNT_PATH); the helper pods get the setup/teardown scripts
+# from a ConfigMap. v0.0.30 takes the helper image from the template (--helper-image must still be non-empty).
+LPC="$STATE/local-path-provisioner"
+write_file "$LPC/config.json" <<EOF
+{"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["$LOCAL_PATH_DIR"]}]}
+EOF
+write_file "$LPC/helperPod.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: helper-pod
+spec:
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  terminationGracePeriodSeconds: 1
+  tolerations:
+  - {key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}
+  containers:
+  - name: helper-pod
+    image: $LOCAL_PATH_HELPER_IMAGE
+    imagePullPolicy: Never
+    resources:
+      requests: {cpu: 10m, memory: 16Mi}
+      limits: {cpu: 500m, memory: 64Mi}
+EOF
+kctl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $LOCAL_PATH_NAMESPACE
+  # helper pods run as root with a hostPath volume (the parent directory of the volumes)
+  labels: {pod-security.kubernetes.io/enforce: privileged}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: local-path-provisioner-service-account, namespace: $LOCAL_PATH_NAMESPACE}
+automountServiceAccountToken: false
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: local-path-config, namespace: $LOCAL_PATH_NAMESPACE}
+data:
+  setup: |-
+    #!/bin/sh
+    set -eu
+    mkdir -m 0777 -p "\$VOL_DIR"
+  teardown: |-
+    #!/bin/sh
+    set -eu
+    rm -rf "\$VOL_DIR"
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "executioner:local-path-provisioner"}
+rules:
+- apiGroups: [""]
+  resources: [nodes, persistentvolumeclaims, configmaps, pods, pods/log]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [persistentvolumes]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "executioner:local-path-provisioner"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "executioner:local-path-provisioner"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:executioner:local-path-provisioner"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: "executioner:local-path-provisioner", namespace: $LOCAL_PATH_NAMESPACE}
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, patch, update, delete]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: "executioner:local-path-provisioner", namespace: $LOCAL_PATH_NAMESPACE}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "executioner:local-path-provisioner"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:executioner:local-path-provisioner"}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+EOF
+lp_log="$STATE/logs/local-path-provisioner.log"; lp_from=$(($(stat -c %s "$lp_log" 2>/dev/null || echo 0) + 1))
+lp_running=no; pid_of local-path-provisioner >/dev/null && lp_running=yes
+start local-path-provisioner env CONFIG_MOUNT_PATH="$LPC/" "$LOCAL_PATH_BIN" --debug start \
+  --kubeconfig "$STATE/local-path-provisioner.kubeconfig" --provisioner-name rancher.io/local-path \
+  --namespace "$LOCAL_PATH_NAMESPACE" --configmap-name local-path-config \
+  --service-account-name local-path-provisioner-service-account \
+  --config "$LPC/config.json" --helper-pod-file "$LPC/helperPod.yaml" --helper-image "$LOCAL_PATH_HELPER_IMAGE"
+lp_started() { pid_of local-path-provisioner && tail -c "+$lp_from" "$lp_log" | grep -q "Started provisioner controller"; }
+[ "$lp_running" = yes ] || wait_for "local-path-provisioner" 30 lp_started
 for c in "${COMPONENTS[@]}"; do
   pid_of "$c" >/dev/null || { log "$c is not running; see $STATE/logs/$c.log"; tail -20 "$STATE/logs/$c.log" >&2; exit 1; }
 done

@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from executioner.admission import Admission
+from executioner.api.metrics import ApiMetrics
 from executioner.events import ExecutionEvents
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
@@ -35,6 +36,10 @@ def get_queue(request: Request) -> ExecutionQueue:
     return request.app.state.queue
 
 
+def get_metrics(request: Request) -> ApiMetrics:
+    return request.app.state.metrics
+
+
 def get_events(request: Request) -> ExecutionEvents:
     return request.app.state.events
 
@@ -44,6 +49,7 @@ StoreDep = Annotated[ExecutionStore, Depends(get_store)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
 QueueDep = Annotated[ExecutionQueue, Depends(get_queue)]
 EventsDep = Annotated[ExecutionEvents, Depends(get_events)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
 def owner_of_key(key: str) -> str:

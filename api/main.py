@@ -16,10 +16,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from executioner.admission import Admission
+from executioner.api.metrics import ApiMetrics
 from executioner.api.middleware import BodySizeLimit, SecurityHeaders
-from executioner.api.routes import health
+from executioner.api.routes import health, metrics
 from executioner.api.routes.executions import executions_router
 from executioner.events import ExecutionEvents
+from executioner.logs import configure_logging
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = THREADS
+        if settings.log_format == "json":
+            configure_logging(logging.getLevelName(logging.getLogger("uvicorn").getEffectiveLevel()), "json")
         await app.state.events.start()
         if not settings.api_keys:
             log.warning("EXECUTIONER_API_KEYS is empty: the API is open to anyone who can reach %s", settings.host)
@@ -72,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admission = Admission(app.state.store, settings)
     app.state.queue = ExecutionQueue(settings)
     app.state.events = ExecutionEvents(settings.redis_url, settings.max_waiters_per_key)
+    app.state.metrics = ApiMetrics(app.state.store, app.state.events, settings)
 
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(executions_router(settings))
 
     @app.exception_handler(redis.RedisError)

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     backend: Literal["local", "kubernetes"] = "local"
     # Broker and execution store. `executioner up` starts a private redis-server when unset.
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Log lines as plain text, or as JSON objects (one per line, with the execution id where there is one).
+    log_format: Literal["text", "json"] = "text"
     # Where the API listens.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

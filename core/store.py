@@ -19,6 +19,8 @@ import redis
 from executioner.models import TRANSITIONS, Execution, Status, utcnow
 
 PREFIX = "executioner"
+# Deployment-wide counters (see metrics.py): the transition script counts terminal statuses here.
+METRICS_KEY = f"{PREFIX}:metrics"
 
 # Bytes an owner keeps in the store are counted per owner: a counter, and a sorted set whose members
 # ("<id>:<in|out>:<bytes>") are scored by when their record expires, so expired bytes can be given back.
@@ -76,7 +78,8 @@ return {'created', 0}
 )
 
 # KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>"),
-#       usage prefix (the owner's usage set and counter are "<prefix>:<owner>" and "<prefix>-bytes:<owner>")
+#       usage prefix (the owner's usage set and counter are "<prefix>:<owner>" and "<prefix>-bytes:<owner>"),
+#       metrics hash
 # ARGV: allowed current statuses (JSON list), new status, lease owner ("" for none),
 #       lease ttl ms, output bytes to count against the owner, then field/value pairs (values JSON-encoded)
 _TRANSITION_LUA = (
@@ -96,6 +99,8 @@ if ARGV[2] == 'running' then
   if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
 elseif ARGV[2] ~= 'queued' then
   local owner = cjson.decode(redis.call('HGET', KEYS[1], 'owner'))
+  local backend = cjson.decode(redis.call('HGET', KEYS[1], 'backend') or '""')
+  redis.call('HINCRBY', KEYS[7], 'executions_total|' .. ARGV[2] .. '|' .. backend, 1)
   redis.call('ZREM', KEYS[3], KEYS[1])
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[5], KEYS[1])
@@ -216,13 +221,13 @@ class ExecutionStore:
 
     def get(self, execution_id: str) -> Execution | None:
         raw = cast(dict[str, str], self.redis.hgetall(self.record_key(execution_id)))
-        return _decode(raw) if raw else None
+        return decode_record(raw) if raw else None
 
     def get_many(self, execution_ids: Iterable[str]) -> list[Execution]:
         with self.redis.pipeline(transaction=False) as pipe:
             for execution_id in execution_ids:
                 pipe.hgetall(self.record_key(execution_id))
-            return [_decode(raw) for raw in pipe.execute() if raw]
+            return [decode_record(raw) for raw in pipe.execute() if raw]
 
     def page(self, owner: str, limit: int, offset: int = 0) -> tuple[list[Execution], bool]:
         """One owner's executions, newest first; also says whether more records follow."""
@@ -255,6 +260,7 @@ class ExecutionStore:
                 self.events_channel(execution_id),
                 self.ACTIVE_KEY,
                 self.USAGE_PREFIX,
+                METRICS_KEY,
             ],
             args=[
                 json.dumps([s.value for s in allowed_from]),
@@ -353,5 +359,5 @@ def _encode(fields: dict[str, Any]) -> dict[str, str]:
     return {name: json.dumps(value) for name, value in fields.items()}
 
 
-def _decode(raw: dict[str, str]) -> Execution:
+def decode_record(raw: dict[str, str]) -> Execution:
     return Execution.model_validate({name: json.loads(value) for name, value in raw.items()})

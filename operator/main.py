@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 
 import kopf
 
+from executioner.logs import configure_logging
+from executioner.settings import Settings
+
 
 def run_operator(log_level: str = "INFO") -> int:
     import executioner.operator.handlers  # noqa: F401 - registers the handlers
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, Settings().log_format)
     # Kopf would derive its identity from the user name, which a container's arbitrary UID does not have.
     identity = f"executioner-operator@{socket.gethostname()}/{os.getpid()}"
     kopf.run(clusterwide=True, standalone=True, identity=identity)  # type: ignore[arg-type]  # a NewType of str that kopf does not export

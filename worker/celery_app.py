@@ -6,11 +6,21 @@ so tests and tools can import the tasks without an environment.
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from typing import Any
 
+from celery import Celery, signals
+
+from executioner.logs import configure_logging
 from executioner.queue import celery_config
 from executioner.settings import Settings
 
 app = Celery("executioner")
 app.add_defaults(lambda: celery_config(Settings()))
 app.conf.imports = ["executioner.worker.tasks"]
+
+
+@signals.setup_logging.connect
+def setup_logging(loglevel: str | int = "INFO", **_: Any) -> None:
+    """The project's log format (EXECUTIONER_LOG_FORMAT) instead of Celery's own."""
+    configure_logging(logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel, Settings().log_format)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from datetime import datetime
 
+from executioner.metrics import record_run
 from executioner.models import Execution, Outcome, Status, utcnow
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
@@ -32,26 +34,50 @@ def execute(
             return "lost"
         return "duplicate"
     lease_owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
+    started_at = utcnow()
     claimed = store.transition(
         execution_id,
         Status.running,
-        {"started_at": utcnow().isoformat(), "backend": backend.name},
+        {"started_at": started_at.isoformat(), "backend": backend.name},
         allowed_from=[Status.queued],
         lease_owner=lease_owner,
         lease_seconds=settings.lease_seconds,
     )
     if not claimed:
         return "duplicate"
-    log.info("running execution %s on %s", execution_id, backend.name)
+    log.info("running execution %s on %s", execution_id, backend.name, extra={"execution_id": execution_id})
     with active.holding(execution_id, lease_owner):
         outcome = _run(backend, execution)
     recorded = store.finish(execution_id, outcome.status, outcome.result_fields())
+    if recorded:
+        _record_timings(store, backend.name, execution, started_at, outcome)
     try:
         backend.cleanup(execution_id)
     except Exception:
         log.exception("cleanup of %s failed", execution_id)
-    log.info("execution %s ended %s%s", execution_id, outcome.status, "" if recorded else " (already final)")
+    log.info(
+        "execution %s ended %s%s",
+        execution_id,
+        outcome.status,
+        "" if recorded else " (already final)",
+        extra={"execution_id": execution_id, "status": outcome.status.value},
+    )
     return outcome.status.value if recorded else "superseded"
+
+
+def _record_timings(
+    store: ExecutionStore, backend: str, execution: Execution, started_at: datetime, outcome: Outcome
+) -> None:
+    """The run's timings for the deployment's histograms; metrics must never fail an execution."""
+    wall = (utcnow() - started_at).total_seconds()
+    timings = {"queue_wait_seconds": (started_at - execution.created_at).total_seconds()}
+    if outcome.duration_ms is not None:
+        timings["execution_duration_seconds"] = outcome.duration_ms / 1000
+        timings["sandbox_overhead_seconds"] = max(0.0, wall - outcome.duration_ms / 1000)
+    try:
+        record_run(store.redis, backend, timings)
+    except Exception:
+        log.warning("could not record the timings of %s", execution.id, exc_info=True)
 
 
 def _run(backend: SandboxBackend, execution: Execution) -> Outcome:

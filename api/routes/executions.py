@@ -10,7 +10,8 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from executioner.admission import Refusal, caps_for, refusal_for_cap
-from executioner.api.deps import AdmissionDep, CurrentOwner, EventsDep, QueueDep, SettingsDep, StoreDep
+from executioner.api.deps import AdmissionDep, CurrentOwner, EventsDep, MetricsDep, QueueDep, SettingsDep, StoreDep
+from executioner.api.metrics import ApiMetrics
 from executioner.events import ExecutionEvents, TooManyWaiters
 from executioner.models import (
     CANCELLED_BY_REQUEST,
@@ -31,7 +32,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def refused(refusal: Refusal) -> HTTPException:
+def refused(refusal: Refusal, metrics: ApiMetrics) -> HTTPException:
+    metrics.refused(refusal.reason)
     return HTTPException(refusal.status_code, refusal.detail, headers={"Retry-After": str(refusal.retry_after)})
 
 
@@ -40,7 +42,8 @@ def waiting_slot(events: ExecutionEvents, owner: str, wait: float) -> AbstractAs
     return events.waiting_slot(owner) if wait > 0 else nullcontext()
 
 
-def too_many_waiters(exc: TooManyWaiters) -> HTTPException:
+def too_many_waiters(exc: TooManyWaiters, metrics: ApiMetrics) -> HTTPException:
+    metrics.refused("waiters")
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "1"})
 
 
@@ -89,6 +92,7 @@ def executions_router(settings: Settings) -> APIRouter:
         admission: AdmissionDep,
         queue: QueueDep,
         events: EventsDep,
+        metrics: MetricsDep,
         owner: CurrentOwner,
         wait: Annotated[
             float,
@@ -106,7 +110,7 @@ def executions_router(settings: Settings) -> APIRouter:
         def admit_and_submit() -> Execution:  # blocking Redis and broker calls: run on a worker thread
             refusal = admission.check(owner, incoming_bytes=len(body.code.encode()) + len(body.stdin.encode()))
             if refusal:
-                raise refused(refusal)
+                raise refused(refusal, metrics)
             try:
                 return submit(
                     store,
@@ -119,8 +123,9 @@ def executions_router(settings: Settings) -> APIRouter:
                     caps=caps_for(settings),
                 )
             except CapRefused as exc:
-                raise refused(refusal_for_cap(settings, exc.reached)) from exc
+                raise refused(refusal_for_cap(settings, exc.reached), metrics) from exc
             except EnqueueFailed as exc:
+                metrics.refused("enqueue_failed")
                 raise HTTPException(
                     status.HTTP_503_SERVICE_UNAVAILABLE,
                     "the execution could not be queued; try again",
@@ -134,7 +139,7 @@ def executions_router(settings: Settings) -> APIRouter:
                 if wait > 0:
                     execution = await events.wait_until_terminal(execution.id, wait) or execution
         except TooManyWaiters as exc:
-            raise too_many_waiters(exc) from exc
+            raise too_many_waiters(exc, metrics) from exc
         if execution.status.terminal:
             response.status_code = status.HTTP_200_OK
         return execution.public()
@@ -143,6 +148,7 @@ def executions_router(settings: Settings) -> APIRouter:
     async def get_execution(
         execution_id: str,
         events: EventsDep,
+        metrics: MetricsDep,
         owner: CurrentOwner,
         wait: Annotated[
             float, Query(ge=0, le=settings.max_wait_seconds, description="Seconds to wait for a terminal status.")
@@ -156,7 +162,7 @@ def executions_router(settings: Settings) -> APIRouter:
                 async with events.waiting_slot(owner):
                     execution = await events.wait_until_terminal(execution_id, wait) or execution
             except TooManyWaiters as exc:
-                raise too_many_waiters(exc) from exc
+                raise too_many_waiters(exc, metrics) from exc
         return execution.public()
 
     @router.get("", response_model=ExecutionPage, summary="List recent executions, newest first", responses=ERRORS)

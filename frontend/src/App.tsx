@@ -2,12 +2,15 @@ import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEven
 import { createApiClient, isTerminal, type ApiClient, type Execution } from './api/client'
 import { describeError, fieldLabel, type ApiProblem } from './api/errors'
 import { CodeEditor } from './components/CodeEditor'
-import { executionHref, executionIdFromHash, HistoryList } from './components/HistoryList'
+import { HistoryList } from './components/HistoryList'
 import { OutputPane } from './components/OutputPane'
-import { StatusBadge, type DisplayStatus } from './components/StatusBadge'
+import type { DisplayStatus } from './components/status'
+import { StatusBadge } from './components/StatusBadge'
+import { executionHref, executionIdFromHash } from './executionAddress'
 import { formatMs } from './format'
 import { loadApiKey, rememberSource, saveApiKey, sourceOf } from './storage'
 import { useExecution } from './useExecution'
+import { useLatest } from './useLatest'
 
 export const SAMPLE_CODE = `# Code goes in. Only output comes out.
 import sys
@@ -52,9 +55,9 @@ function ProblemAlert({ problem, onDismiss, onFixKey }: { problem: ApiProblem; o
 
 export default function App({ client: injected, pollIntervalMs }: AppProps) {
   const [apiKey, setApiKey] = useState(loadApiKey)
-  const apiKeyRef = useRef(apiKey)
-  apiKeyRef.current = apiKey
-  const client = useMemo(() => injected ?? createApiClient(() => apiKeyRef.current), [injected])
+  const apiKeyRef = useLatest(apiKey)
+  // eslint-disable-next-line react-hooks/refs -- the client calls the getter from its request interceptor, never during render
+  const client = useMemo(() => injected ?? createApiClient(() => apiKeyRef.current), [injected, apiKeyRef])
 
   const [code, setCode] = useState(SAMPLE_CODE)
   const [stdin, setStdin] = useState('')
@@ -62,24 +65,32 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
   const [memoryMb, setMemoryMb] = useState(String(DEFAULT_MEMORY))
 
   const [history, setHistory] = useState<Execution[] | null>(null)
-  const [historyLoading, setHistoryLoading] = useState(false)
+  const [historyLoading, setHistoryLoading] = useState(true) // the first load starts on mount
   const [historyProblem, setHistoryProblem] = useState<ApiProblem | null>(null)
 
   const keyInput = useRef<HTMLInputElement>(null)
   const problemId = useId()
 
-  const refreshHistory = useCallback(async () => {
+  // State is set only in the promise's callbacks, so the first load can start from an effect.
+  const loadHistory = useCallback(
+    () =>
+      client.listExecutions(20).then(
+        (page) => {
+          setHistory(page.items)
+          setHistoryProblem(null)
+          setHistoryLoading(false)
+        },
+        (error: unknown) => {
+          setHistoryProblem(describeError(error))
+          setHistoryLoading(false)
+        },
+      ),
+    [client],
+  )
+  const refreshHistory = useCallback(() => {
     setHistoryLoading(true)
-    try {
-      const page = await client.listExecutions(20)
-      setHistory(page.items)
-      setHistoryProblem(null)
-    } catch (error) {
-      setHistoryProblem(describeError(error))
-    } finally {
-      setHistoryLoading(false)
-    }
-  }, [client])
+    return loadHistory()
+  }, [loadHistory])
 
   const onFinished = useCallback(() => void refreshHistory(), [refreshHistory])
   const exec = useExecution(client, { pollIntervalMs, onFinished })
@@ -120,18 +131,21 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
   )
 
   // First load: history, and the execution named in the address (#/executions/<id>), if any.
+  // Runs once per client; openExecution is read through a ref so that it is deliberately not a dependency.
+  const openExecutionRef = useLatest(openExecution)
   useEffect(() => {
-    void refreshHistory()
+    void loadHistory()
     const id = executionIdFromHash(window.location.hash)
     if (id) {
-      client.getExecution(id).then(openExecution, () => window.history.replaceState(null, '', '#'))
+      client.getExecution(id).then(
+        (doc) => openExecutionRef.current(doc),
+        () => window.history.replaceState(null, '', '#'),
+      )
     }
-    // Runs once per client; openExecution is deliberately not a dependency.
-  }, [client])
+  }, [client, loadHistory, openExecutionRef])
 
   // Ctrl/Cmd+Enter runs from anywhere on the page.
-  const runRef = useRef(run)
-  runRef.current = run
+  const runRef = useLatest(run)
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
@@ -141,7 +155,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
     }
     window.addEventListener('keydown', onKey)
     return () => window.removeEventListener('keydown', onKey)
-  }, [])
+  }, [runRef])
 
   function onApiKeyChange(value: string) {
     setApiKey(value)

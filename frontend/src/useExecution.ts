@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react'
 import { isTerminal, type ApiClient, type Execution, type ExecutionCreate } from './api/client'
 import { describeError, type ApiProblem } from './api/errors'
+import { useLatest } from './useLatest'
 
 export type Phase = 'idle' | 'submitting' | 'watching'
 
@@ -35,8 +36,7 @@ export function useExecution(
   const [now, setNow] = useState(() => Date.now())
   // Each submit/open gets a token; a loop whose token is stale stops quietly.
   const token = useRef(0)
-  const onFinishedRef = useRef(onFinished)
-  onFinishedRef.current = onFinished
+  const onFinishedRef = useLatest(onFinished)
 
   useEffect(() => () => void (token.current += 1), [])
 
@@ -74,7 +74,7 @@ export function useExecution(
       setPhase('idle')
       onFinishedRef.current?.(current)
     },
-    [client, pollIntervalMs],
+    [client, pollIntervalMs, onFinishedRef],
   )
 
   const run = useCallback(
@@ -130,7 +130,7 @@ export function useExecution(
     } finally {
       setCancelling(false)
     }
-  }, [client, execution])
+  }, [client, execution, onFinishedRef])
 
   const open = useCallback(
     (doc: Execution) => {

@@ -59,7 +59,8 @@ function parseRetryAfter(value: unknown): number | undefined {
   if (value == null) return undefined
   const seconds = Number(value)
   if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds)
-  const date = Date.parse(String(value))
+  if (typeof value !== 'string') return undefined // Axios gives header values as strings
+  const date = Date.parse(value)
   if (!Number.isNaN(date)) return Math.max(0, Math.ceil((date - Date.now()) / 1000))
   return undefined
 }

@@ -9,7 +9,7 @@ function Harness({ initial }: { initial: string }) {
   return <CodeEditor value={code} onChange={setCode} />
 }
 
-const editor = () => screen.getByRole('textbox', { name: 'Code' }) as HTMLTextAreaElement
+const editor = () => screen.getByRole<HTMLTextAreaElement>('textbox', { name: 'Code' })
 
 describe('CodeEditor', () => {
   it('is a textbox named "Code" showing the value', () => {

@@ -2,14 +2,8 @@ import type { Execution } from '../api/client'
 import type { ApiProblem } from '../api/errors'
 import { firstLine, formatAgo, formatMs } from '../format'
 import { sourceOf } from '../storage'
-import { statusClasses } from './StatusBadge'
-
-export const executionHref = (id: string) => `#/executions/${encodeURIComponent(id)}`
-
-export function executionIdFromHash(hash: string): string | null {
-  const match = /^#\/executions\/([^/]+)$/.exec(hash)
-  return match ? decodeURIComponent(match[1]!) : null
-}
+import { executionHref } from '../executionAddress'
+import { statusClasses } from './status'
 
 export interface HistoryListProps {
   items: Execution[] | null

@@ -100,8 +100,29 @@ class Execution(ExecutionPublic):
         return ExecutionPublic.model_validate(self.model_dump(exclude={"owner"}))
 
 
+class ExecutionSummary(BaseModel):
+    """An execution in a list: what it is and how it ended, without its code, input or output
+    (read one execution for those), so a page stays small whatever the programs printed."""
+
+    id: str
+    status: Status
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    exit_code: int | None = None
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    error: str | None = None
+    limits: Limits
+    backend: str
+
+
+SUMMARY_FIELDS = tuple(ExecutionSummary.model_fields)
+
+
 class ExecutionPage(BaseModel):
-    items: list[ExecutionPublic]
+    items: list[ExecutionSummary]
     next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page.")
 
 

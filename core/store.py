@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import redis
 
-from executioner.models import TRANSITIONS, Execution, Status, utcnow
+from executioner.models import SUMMARY_FIELDS, TRANSITIONS, Execution, ExecutionSummary, Status, utcnow
 
 PREFIX = "executioner"
 # Deployment-wide counters (see metrics.py): the transition script counts terminal statuses here.
@@ -223,16 +223,22 @@ class ExecutionStore:
         raw = cast(dict[str, str], self.redis.hgetall(self.record_key(execution_id)))
         return decode_record(raw) if raw else None
 
-    def get_many(self, execution_ids: Iterable[str]) -> list[Execution]:
-        with self.redis.pipeline(transaction=False) as pipe:
-            for execution_id in execution_ids:
-                pipe.hgetall(self.record_key(execution_id))
-            return [decode_record(raw) for raw in pipe.execute() if raw]
-
-    def page(self, owner: str, limit: int, offset: int = 0) -> tuple[list[Execution], bool]:
-        """One owner's executions, newest first; also says whether more records follow."""
+    def page(self, owner: str, limit: int, offset: int = 0) -> tuple[list[ExecutionSummary], bool]:
+        """One owner's executions as summaries (their code, input and output stay in Redis), newest first;
+        also says whether more records follow."""
         ids = cast(list[str], self.redis.zrevrange(self.index_key(owner), offset, offset + limit))
-        return self.get_many(ids[:limit]), len(ids) > limit
+        with self.redis.pipeline(transaction=False) as pipe:
+            for execution_id in ids[:limit]:
+                pipe.hmget(self.record_key(execution_id), SUMMARY_FIELDS)
+            rows = pipe.execute()
+        summaries = [
+            ExecutionSummary.model_validate(
+                {name: json.loads(value) for name, value in zip(SUMMARY_FIELDS, row, strict=True) if value is not None}
+            )
+            for row in rows
+            if row[0] is not None  # expired between the index read and this one
+        ]
+        return summaries, len(ids) > limit
 
     def transition(
         self,

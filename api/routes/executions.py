@@ -165,7 +165,12 @@ def executions_router(settings: Settings) -> APIRouter:
                 raise too_many_waiters(exc, metrics) from exc
         return execution.public()
 
-    @router.get("", response_model=ExecutionPage, summary="List recent executions, newest first", responses=ERRORS)
+    @router.get(
+        "",
+        response_model=ExecutionPage,
+        summary="List recent executions, newest first, as summaries (no code, input or output)",
+        responses=ERRORS,
+    )
     def list_executions(
         store: StoreDep,
         owner: CurrentOwner,
@@ -176,7 +181,7 @@ def executions_router(settings: Settings) -> APIRouter:
     ) -> ExecutionPage:
         offset = int(cursor or 0)
         items, more = store.page(owner, limit, offset)
-        return ExecutionPage(items=[e.public() for e in items], next_cursor=str(offset + limit) if more else None)
+        return ExecutionPage(items=items, next_cursor=str(offset + limit) if more else None)
 
     @router.delete(
         "/{execution_id}",

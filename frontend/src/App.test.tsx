@@ -193,7 +193,20 @@ describe('App', () => {
       code: '1 / 0\n',
       limits: { timeout_seconds: 9, memory_mb: 64 },
     })
-    const client = fakeClient({ listExecutions: vi.fn(async () => ({ items: [old, doc({ id: 'old-2', status: 'succeeded' })], next_cursor: null })) })
+    // The list carries summaries (no code, input or output); this browser remembers what it sent.
+    const summary = (execution: Execution) => {
+      const rest: Partial<Execution> = { ...execution }
+      for (const field of ['code', 'stdin', 'stdout', 'stderr'] as const) delete rest[field]
+      return rest as Omit<Execution, 'code' | 'stdin' | 'stdout' | 'stderr'>
+    }
+    window.localStorage.setItem('executioner.sources', JSON.stringify({ 'old-1': { code: '1 / 0\n', stdin: '' } }))
+    const client = fakeClient({
+      listExecutions: vi.fn(async () => ({
+        items: [summary(old), summary(doc({ id: 'old-2', status: 'succeeded' }))],
+        next_cursor: null,
+      })),
+      getExecution: vi.fn(async () => old),
+    })
     render(<App client={client} />)
     const history = screen.getByRole('navigation', { name: 'Recent executions' })
     const links = await within(history).findAllByRole('link')
@@ -201,6 +214,8 @@ describe('App', () => {
     expect(links[0]).toHaveTextContent('failed')
     expect(links[0]).toHaveTextContent('1 / 0')
     fireEvent.click(links[0]!)
+    expect(await screen.findByText(/ZeroDivisionError/)).toBeInTheDocument()
+    expect(client.getExecution).toHaveBeenCalledWith('old-1')
     expect(status()).toHaveTextContent(/^failed$/)
     expect(region('stderr')).toHaveTextContent('ZeroDivisionError')
     expect(screen.getByRole('textbox', { name: 'Code' })).toHaveValue('1 / 0\n')

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react'
-import { createApiClient, isTerminal, type ApiClient, type Execution } from './api/client'
+import { createApiClient, isTerminal, type ApiClient, type Execution, type ExecutionSummary } from './api/client'
 import { describeError, fieldLabel, type ApiProblem } from './api/errors'
 import { CodeEditor } from './components/CodeEditor'
 import { HistoryList } from './components/HistoryList'
@@ -64,7 +64,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
   const [timeoutSeconds, setTimeoutSeconds] = useState(String(DEFAULT_TIMEOUT))
   const [memoryMb, setMemoryMb] = useState(String(DEFAULT_MEMORY))
 
-  const [history, setHistory] = useState<Execution[] | null>(null)
+  const [history, setHistory] = useState<ExecutionSummary[] | null>(null)
   const [historyLoading, setHistoryLoading] = useState(true) // the first load starts on mount
   const [historyProblem, setHistoryProblem] = useState<ApiProblem | null>(null)
 
@@ -128,6 +128,14 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
       window.history.replaceState(null, '', executionHref(doc.id))
     },
     [exec],
+  )
+
+  // The list holds summaries; opening one reads the whole document (output included).
+  const openFromHistory = useCallback(
+    (item: ExecutionSummary) => {
+      client.getExecution(item.id).then(openExecution, (error: unknown) => setHistoryProblem(describeError(error)))
+    },
+    [client, openExecution],
   )
 
   // First load: history, and the execution named in the address (#/executions/<id>), if any.
@@ -212,7 +220,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
             loading={historyLoading}
             problem={historyProblem}
             selectedId={execution?.id ?? null}
-            onOpen={openExecution}
+            onOpen={openFromHistory}
             onRefresh={() => void refreshHistory()}
           />
         </div>

@@ -89,6 +89,17 @@ def test_list_is_newest_first_and_paginated(api):
     assert following["items"][0]["id"] == ids[0]
 
 
+def test_list_items_are_summaries_that_stay_small(api):
+    doc = api.post("/v1/executions", params={"wait": 20}, json={"code": "print('x' * 60000)", "stdin": "y" * 500000})
+    assert doc.status_code == 200 and len(doc.json()["stdout"]) == 60001
+    page = api.get("/v1/executions", params={"limit": 1})
+    (item,) = page.json()["items"]
+    assert item["id"] == doc.json()["id"] and item["status"] == "succeeded" and item["exit_code"] == 0
+    assert not {"code", "stdin", "stdout", "stderr"} & set(item)
+    assert len(page.content) < 2000  # one page of 20 stays a few KiB, whatever the programs printed
+    assert item["limits"] == doc.json()["limits"] and item["duration_ms"] == doc.json()["duration_ms"]
+
+
 def error_locations(response):
     return [tuple(error["loc"]) for error in response.json()["detail"]]
 

@@ -11,6 +11,8 @@ export type Execution = Schemas['ExecutionPublic']
 export type ExecutionStatus = Schemas['Status']
 export type ExecutionCreate = Schemas['ExecutionCreate']
 export type ExecutionPage = Schemas['ExecutionPage']
+/** A list entry: status and timings, without code, input or output (open the execution for those). */
+export type ExecutionSummary = Schemas['ExecutionSummary']
 export type Limits = Required<Schemas['Limits']>
 
 type JsonOf<R> = R extends { content: { 'application/json': infer T } } ? T : never

@@ -45,7 +45,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List recent executions, newest first */
+        /** List recent executions, newest first, as summaries (no code, input or output) */
         get: operations["list_executions_v1_executions_get"];
         put?: never;
         /** Run code in a new sandbox */
@@ -96,7 +96,7 @@ export interface components {
         /** ExecutionPage */
         ExecutionPage: {
             /** Items */
-            items: components["schemas"]["ExecutionPublic"][];
+            items: components["schemas"]["ExecutionSummary"][];
             /**
              * Next Cursor
              * @description Pass as `cursor` to get the next page.
@@ -162,6 +162,44 @@ export interface components {
              * @default
              */
             stdin: string;
+        };
+        /**
+         * ExecutionSummary
+         * @description An execution in a list: what it is and how it ended, without its code, input or output
+         *     (read one execution for those), so a page stays small whatever the programs printed.
+         */
+        ExecutionSummary: {
+            /** Id */
+            id: string;
+            status: components["schemas"]["Status"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at?: string | null;
+            /** Finished At */
+            finished_at?: string | null;
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /** Exit Code */
+            exit_code?: number | null;
+            /**
+             * Stdout Truncated
+             * @default false
+             */
+            stdout_truncated: boolean;
+            /**
+             * Stderr Truncated
+             * @default false
+             */
+            stderr_truncated: boolean;
+            /** Error */
+            error?: string | null;
+            limits: components["schemas"]["Limits"];
+            /** Backend */
+            backend: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {

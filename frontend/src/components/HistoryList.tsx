@@ -1,4 +1,4 @@
-import type { Execution } from '../api/client'
+import type { ExecutionSummary } from '../api/client'
 import type { ApiProblem } from '../api/errors'
 import { firstLine, formatAgo, formatMs } from '../format'
 import { sourceOf } from '../storage'
@@ -6,11 +6,11 @@ import { executionHref } from '../executionAddress'
 import { statusClasses } from './status'
 
 export interface HistoryListProps {
-  items: Execution[] | null
+  items: ExecutionSummary[] | null
   loading: boolean
   problem: ApiProblem | null
   selectedId: string | null
-  onOpen: (execution: Execution) => void
+  onOpen: (execution: ExecutionSummary) => void
   onRefresh: () => void
 }
 

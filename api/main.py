@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+    app.state.store = ExecutionStore.from_settings(settings)
     app.state.admission = Admission(app.state.store, settings)
     app.state.queue = ExecutionQueue(settings)
     app.state.events = ExecutionEvents(settings.redis_url, settings.max_waiters_per_key)

@@ -66,6 +66,9 @@ class ExecutionPublic(BaseModel):
     backend: str
     code: str = ""
     stdin: str = ""
+    payload_expired: bool = Field(
+        False, description="code, stdin, stdout and stderr were dropped (EXECUTIONER_PAYLOAD_RETENTION_SECONDS)."
+    )
 
 
 class Execution(ExecutionPublic):

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     ui_dir: str | None = None
     # How long execution records are kept.
     retention_seconds: int = Field(86400, ge=60)
+    # How long a finished execution keeps its code, stdin, stdout and stderr (at most retention_seconds): the
+    # record stays, marked payload_expired, and the bytes go back to the key's budget.
+    payload_retention_seconds: int = Field(86400, ge=60)
 
     # Admission, per API key (or for everyone when the API is open). 0 turns a limit off.
     # Token bucket: sustained submissions per minute, and how many may come at once.

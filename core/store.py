@@ -17,6 +17,7 @@ from typing import Any, cast
 import redis
 
 from executioner.models import SUMMARY_FIELDS, TRANSITIONS, Execution, ExecutionSummary, Status, utcnow
+from executioner.settings import Settings
 
 PREFIX = "executioner"
 # Deployment-wide counters (see metrics.py): the transition script counts terminal statuses here.
@@ -79,7 +80,7 @@ return {'created', 0}
 
 # KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>"),
 #       usage prefix (the owner's usage set and counter are "<prefix>:<owner>" and "<prefix>-bytes:<owner>"),
-#       metrics hash
+#       metrics hash, finished set (records by finish time, for the payload retention)
 # ARGV: allowed current statuses (JSON list), new status, lease owner ("" for none),
 #       lease ttl ms, output bytes to count against the owner, then field/value pairs (values JSON-encoded)
 _TRANSITION_LUA = (
@@ -105,6 +106,7 @@ elseif ARGV[2] ~= 'queued' then
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[5], KEYS[1])
   redis.call('SREM', KEYS[5] .. ':' .. owner, KEYS[1])
+  redis.call('ZADD', KEYS[8], redis.call('TIME')[1], KEYS[1])
   local ttl = redis.call('TTL', KEYS[1])
   if ttl > 0 then
     local id = string.match(KEYS[1], '([^:]+)$')
@@ -116,6 +118,28 @@ redis.call('PUBLISH', KEYS[4], ARGV[2])
 return 1
 """
 )
+
+# Drops a finished record's code, input and output (the record itself stays until its own retention ends) and gives
+# their bytes back to the owner's budget.
+# KEYS: record, finished set, usage prefix. ARGV: execution id.
+_DROP_PAYLOAD_LUA = """
+redis.call('ZREM', KEYS[2], KEYS[1])
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return 0 end
+owner = cjson.decode(owner)
+redis.call('HSET', KEYS[1], 'code', '""', 'stdin', '""', 'stdout', '""', 'stderr', '""', 'payload_expired', 'true')
+local usage, counter = KEYS[3] .. ':' .. owner, KEYS[3] .. '-bytes:' .. owner
+local cursor = '0'
+repeat
+  local page = redis.call('ZSCAN', usage, cursor, 'MATCH', ARGV[1] .. ':*', 'COUNT', 500)
+  cursor = page[1]
+  for i = 1, #page[2], 2 do
+    redis.call('DECRBY', counter, tonumber(string.match(page[2][i], ':(%d+)$')))
+    redis.call('ZREM', usage, page[2][i])
+  end
+until cursor == '0'
+return 1
+"""
 
 # Extends a lease only while the caller still holds it.
 _RENEW_LUA = """
@@ -144,17 +168,25 @@ class CapReached:
 
 
 class ExecutionStore:
-    def __init__(self, client: redis.Redis, retention_seconds: int):
-        """`client` must decode responses (str, not bytes): use from_url."""
+    def __init__(self, client: redis.Redis, retention_seconds: int, payload_retention_seconds: int | None = None):
+        """`client` must decode responses (str, not bytes): use from_url. Records live `retention_seconds`; their
+        code, input and output only `payload_retention_seconds` after they finish (see drop_expired_payloads)."""
         self.redis = client
         self.retention_seconds = retention_seconds
+        self.payload_retention_seconds = min(payload_retention_seconds or retention_seconds, retention_seconds)
+        self._drop_payload = client.register_script(_DROP_PAYLOAD_LUA)
         self._transition = client.register_script(_TRANSITION_LUA)
         self._create = client.register_script(_CREATE_LUA)
         self._renew = client.register_script(_RENEW_LUA)
 
     @classmethod
-    def from_url(cls, url: str, retention_seconds: int) -> ExecutionStore:
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30), retention_seconds)
+    def from_url(cls, url: str, retention_seconds: int, payload_retention_seconds: int | None = None) -> ExecutionStore:
+        client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        return cls(client, retention_seconds, payload_retention_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExecutionStore:
+        return cls.from_url(settings.redis_url, settings.retention_seconds, settings.payload_retention_seconds)
 
     # Keys -----------------------------------------------------------------
     @staticmethod
@@ -180,6 +212,8 @@ class ExecutionStore:
 
     USAGE_PREFIX = f"{PREFIX}:usage"
     RUNNING_KEY = f"{PREFIX}:running"
+    # Finished records by finish time, so their payloads can be dropped before the records expire.
+    FINISHED_KEY = f"{PREFIX}:finished"
     # Every execution not yet final, and per owner ("<ACTIVE_KEY>:<owner>"), for admission caps.
     ACTIVE_KEY = f"{PREFIX}:active"
 
@@ -267,6 +301,7 @@ class ExecutionStore:
                 self.ACTIVE_KEY,
                 self.USAGE_PREFIX,
                 METRICS_KEY,
+                self.FINISHED_KEY,
             ],
             args=[
                 json.dumps([s.value for s in allowed_from]),
@@ -326,6 +361,17 @@ class ExecutionStore:
         if missing:
             remove(index, *missing)
         return len(missing)
+
+    def drop_expired_payloads(self) -> int:
+        """Drop code, input and output of records finished more than the payload retention ago (and forget
+        finished entries whose record is gone); returns how many records it changed."""
+        cutoff = time.time() - self.payload_retention_seconds
+        keys = cast(list[str], self.redis.zrangebyscore(self.FINISHED_KEY, "-inf", cutoff, start=0, num=1000))
+        prefix = self.record_key("")
+        return sum(
+            int(self._drop_payload(keys=[key, self.FINISHED_KEY, self.USAGE_PREFIX], args=[key.removeprefix(prefix)]))
+            for key in keys
+        )
 
     def memory(self) -> tuple[int, int]:
         """Redis's used memory and its maxmemory (0 when unbounded), in bytes."""

@@ -61,7 +61,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
     config = Settings()
     memo.settings = config
-    memo.store = ExecutionStore.from_url(config.redis_url, config.retention_seconds)
+    memo.store = ExecutionStore.from_settings(config)
     memo.queue = ExecutionQueue(config)
     memo.kube = kubernetes_api_client()
     memo.backend = KubernetesBackend(config, memo.kube)

@@ -33,7 +33,7 @@ class WorkerResources:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerResources:
-        store = ExecutionStore.from_url(settings.redis_url, settings.retention_seconds)
+        store = ExecutionStore.from_settings(settings)
         backend = create_backend(settings)
         return cls(settings, store, backend, ActiveExecutions(store, backend, settings.lease_seconds))
 
@@ -78,6 +78,8 @@ def start_sweeper(**_kwargs: Any) -> None:
                     log.warning("execution %s lost its worker; ended as error", execution_id)
                 if dropped := resources.store.reconcile_indexes():
                     log.warning("dropped %d index entries of records that expired", dropped)
+                if stripped := resources.store.drop_expired_payloads():
+                    log.info("dropped the code, input and output of %d executions past their retention", stripped)
             except Exception:
                 log.exception("sweep failed")
 

@@ -148,3 +148,24 @@ def test_reconcile_drops_index_slots_of_records_that_are_gone(store):
     assert store.count_active(owner) == 1
     assert lost.id not in store.running_ids()
     assert store.get(kept.id) is not None
+
+
+def test_payloads_have_their_own_retention_and_give_their_bytes_back(private_redis_url):
+    from executioner.store import ExecutionStore
+
+    store = ExecutionStore.from_url(private_redis_url, retention_seconds=3600, payload_retention_seconds=1)
+    owner = "payload-" + uuid.uuid4().hex
+    done = new_record(store, owner=owner, code="print('secret')")
+    store.transition(done.id, Status.running)
+    store.finish(done.id, Status.succeeded, {"stdout": "secret\n", "exit_code": 0})
+    still_running = new_record(store, owner=owner, code="x" * 100)
+    store.transition(still_running.id, Status.running)
+    assert store.stored_bytes(owner) == len("print('secret')") + len("secret\n") + 100
+    time.sleep(1.5)
+    assert store.drop_expired_payloads() >= 1
+    record = store.get(done.id)
+    assert record.status is Status.succeeded and record.exit_code == 0  # the record stays
+    assert record.payload_expired and record.code == record.stdout == record.stdin == ""
+    assert store.stored_bytes(owner) == 100  # only the running one still holds bytes
+    assert not store.get(still_running.id).payload_expired
+    assert store.drop_expired_payloads() == 0  # each record once

@@ -162,6 +162,12 @@ export interface components {
              * @default
              */
             stdin: string;
+            /**
+             * Payload Expired
+             * @description code, stdin, stdout and stderr were dropped (EXECUTIONER_PAYLOAD_RETENTION_SECONDS).
+             * @default false
+             */
+            payload_expired: boolean;
         };
         /**
          * ExecutionSummary

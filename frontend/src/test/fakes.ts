@@ -20,6 +20,7 @@ export function doc(overrides: Partial<Execution> = {}): Execution {
     backend: 'local',
     code: 'print(1)\n',
     stdin: '',
+    payload_expired: false,
     ...overrides,
   }
 }

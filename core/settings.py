@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1)
     lease_seconds: float = Field(10.0, ge=2)
     sweep_interval_seconds: float = Field(5.0, gt=0)
+    # How long a worker keeps trying to record a finished execution's result while Redis is unreachable.
+    store_outage_seconds: float = Field(120.0, ge=0)
     # Seconds the worker waits beyond an execution's timeout before giving up on the sandbox.
     grace_seconds: float = Field(10.0, ge=1)
 

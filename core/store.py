@@ -142,9 +142,19 @@ return 1
 """
 
 # Extends a lease only while the caller still holds it.
+# A lease that lapsed while its holder could not reach Redis (Redis restarting, say) is taken again, as long as
+# nobody has ended the execution meanwhile. KEYS: lease, record. ARGV: holder, ttl ms.
 _RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  local status = redis.call('HGET', KEYS[2], 'status')
+  if status and cjson.decode(status) == 'running' then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+  end
 end
 return 0
 """
@@ -320,7 +330,8 @@ class ExecutionStore:
 
     # Leases: a worker running an execution keeps its lease alive ----------
     def renew_lease(self, execution_id: str, owner: str, seconds: float) -> bool:
-        return bool(self._renew(keys=[self.lease_key(execution_id)], args=[owner, int(seconds * 1000)]) == 1)
+        keys = [self.lease_key(execution_id), self.record_key(execution_id)]
+        return bool(self._renew(keys=keys, args=[owner, int(seconds * 1000)]) == 1)
 
     def lease_holder(self, execution_id: str) -> str | None:
         return cast(str | None, self.redis.get(self.lease_key(execution_id)))

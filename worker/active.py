@@ -54,6 +54,11 @@ class ActiveExecutions:
             with self._lock:
                 self._leases.pop(execution_id, None)
 
+    def held_ids(self) -> frozenset[str]:
+        """The executions this process is running now."""
+        with self._lock:
+            return frozenset(self._leases)
+
     def _held(self) -> dict[str, str]:
         with self._lock:
             return dict(self._leases)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
+from collections.abc import Collection
 from datetime import datetime
+
+import redis
 
 from executioner.metrics import record_run
 from executioner.models import Execution, Outcome, Status, utcnow
@@ -29,7 +33,10 @@ def execute(
     if execution.status.terminal:
         return "already_final"
     if execution.status is Status.running:
-        # A redelivered message. If nobody holds the lease any more, its worker died mid-run.
+        # A redelivered message (Celery restores unacknowledged messages when it loses Redis, too). If this process
+        # runs it, it is alive; if nobody holds the lease any more, its worker died mid-run.
+        if execution_id in active.held_ids():
+            return "duplicate"
         if store.lease_holder(execution_id) is None and recover_lost_execution(store, backend, execution):
             return "lost"
         return "duplicate"
@@ -46,9 +53,9 @@ def execute(
     if not claimed:
         return "duplicate"
     log.info("running execution %s on %s", execution_id, backend.name, extra={"execution_id": execution_id})
-    with active.holding(execution_id, lease_owner):
+    with active.holding(execution_id, lease_owner):  # held until the result is recorded, not just run
         outcome = _run(backend, execution)
-    recorded = store.finish(execution_id, outcome.status, outcome.result_fields())
+        recorded = _finish_despite_outages(store, execution_id, outcome, settings.store_outage_seconds)
     if recorded:
         _record_timings(store, backend.name, execution, started_at, outcome)
     try:
@@ -63,6 +70,23 @@ def execute(
         extra={"execution_id": execution_id, "status": outcome.status.value},
     )
     return outcome.status.value if recorded else "superseded"
+
+
+def _finish_despite_outages(store: ExecutionStore, execution_id: str, outcome: Outcome, patience: float) -> bool:
+    """Record the result, retrying while Redis is unreachable (restarting, failing over), so a run that finished
+    during an outage still ends with its real result. Past `patience` the error propagates: Celery redelivers the
+    message and the sweeper resolves the execution."""
+    deadline = time.monotonic() + patience
+    delay = 0.2
+    while True:
+        try:
+            return store.finish(execution_id, outcome.status, outcome.result_fields())
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("cannot reach the store to record %s; retrying in %.1f s", execution_id, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _record_timings(
@@ -106,11 +130,14 @@ def recover_lost_execution(store: ExecutionStore, backend: SandboxBackend, execu
     return recorded
 
 
-def sweep_lost_executions(store: ExecutionStore, backend: SandboxBackend) -> list[str]:
-    """Resolve every `running` execution whose worker's lease has lapsed; returns their ids."""
+def sweep_lost_executions(
+    store: ExecutionStore, backend: SandboxBackend, running_here: Collection[str] = ()
+) -> list[str]:
+    """Resolve every `running` execution whose worker's lease has lapsed; returns their ids. `running_here` are the
+    caller's own executions: alive whatever their lease says (it lapses while Redis is away; the renewer retakes it)."""
     resolved: list[str] = []
     for execution_id in store.running_ids():
-        if store.lease_holder(execution_id) is not None:
+        if execution_id in running_here or store.lease_holder(execution_id) is not None:
             continue
         execution = store.get(execution_id)
         if execution is None:

@@ -74,7 +74,8 @@ def start_sweeper(**_kwargs: Any) -> None:
         stop = threading.Event()
         while not stop.wait(resources.settings.sweep_interval_seconds):
             try:
-                for execution_id in sweep_lost_executions(resources.store, resources.backend):
+                running_here = resources.active.held_ids()
+                for execution_id in sweep_lost_executions(resources.store, resources.backend, running_here):
                     log.warning("execution %s lost its worker; ended as error", execution_id)
                 if dropped := resources.store.reconcile_indexes():
                     log.warning("dropped %d index entries of records that expired", dropped)

@@ -1,4 +1,5 @@
 """The chart rendered offline (helm lint / helm template): defaults, schema, security, RBAC, contract with the app."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,10 +18,18 @@ LOCAL_VALUES = REPO / "hack" / "chart" / "values-local.yaml"
 VARIANTS = {
     "defaults": {},
     "local-cluster": yaml.safe_load(LOCAL_VALUES.read_text()),
-    "persistence+ingress": {"redis": {"persistence": {"enabled": True}}, "ingress": {"enabled": True,
-                            "tls": [{"secretName": "tls", "hosts": ["executioner.example.com"]}]}},
-    "external-redis+gvisor": {"redis": {"enabled": False, "externalUrl": "rediss://:pw@redis.example:6380/0"},
-                              "sandbox": {"runtimeClassName": "gvisor"}},
+    "no-persistence+ingress": {
+        "redis": {"persistence": {"enabled": False}},
+        "ingress": {"enabled": True, "tls": [{"secretName": "tls", "hosts": ["executioner.example.com"]}]},
+    },
+    "keda+servicemonitor": {
+        "worker": {"autoscaling": {"keda": {"enabled": True}}},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    },
+    "external-redis+gvisor": {
+        "redis": {"enabled": False, "externalUrl": "rediss://:pw@redis.example:6380/0"},
+        "sandbox": {"runtimeClassName": "gvisor"},
+    },
     "no-operator+no-auth": {"operator": {"enabled": False}, "auth": {"enabled": False}},
 }
 
@@ -38,20 +47,35 @@ def test_helm_lint_strict(helm):
 
 def test_default_render_has_every_component(render, default):
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in default)
-    assert kinds == sorted([
-        "ClusterRole/executioner-executioner-operator", "ClusterRoleBinding/executioner-executioner-operator",
-        "Deployment/executioner-api", "Deployment/executioner-operator", "Deployment/executioner-worker",
-        "LimitRange/executioner-sandbox", "Namespace/executioner-sandbox",
-        "NetworkPolicy/executioner-redis", "NetworkPolicy/executioner-sandbox-deny-all",
-        "Pod/executioner-test-hello", "ResourceQuota/executioner-sandbox",
-        "Role/executioner-operator", "Role/executioner-worker",
-        "RoleBinding/executioner-operator", "RoleBinding/executioner-worker",
-        "Secret/executioner-api-keys", "Secret/executioner-redis",
-        "Service/executioner-api", "Service/executioner-redis",
-        "ServiceAccount/executioner-api", "ServiceAccount/executioner-operator", "ServiceAccount/executioner-redis",
-        "ServiceAccount/executioner-sandbox", "ServiceAccount/executioner-worker",
-        "StatefulSet/executioner-redis",
-    ])
+    assert kinds == sorted(
+        [
+            "ClusterRole/executioner-executioner-operator",
+            "ClusterRoleBinding/executioner-executioner-operator",
+            "Deployment/executioner-api",
+            "Deployment/executioner-operator",
+            "Deployment/executioner-worker",
+            "LimitRange/executioner-sandbox",
+            "Namespace/executioner-sandbox",
+            "NetworkPolicy/executioner-redis",
+            "NetworkPolicy/executioner-sandbox-deny-all",
+            "Pod/executioner-test-hello",
+            "ResourceQuota/executioner-sandbox",
+            "Role/executioner-operator",
+            "Role/executioner-worker",
+            "RoleBinding/executioner-operator",
+            "RoleBinding/executioner-worker",
+            "Secret/executioner-api-keys",
+            "Secret/executioner-redis",
+            "Service/executioner-api",
+            "Service/executioner-redis",
+            "ServiceAccount/executioner-api",
+            "ServiceAccount/executioner-operator",
+            "ServiceAccount/executioner-redis",
+            "ServiceAccount/executioner-sandbox",
+            "ServiceAccount/executioner-worker",
+            "StatefulSet/executioner-redis",
+        ]
+    )
     crds = [d for d in render("--include-crds") if d["kind"] == "CustomResourceDefinition"]
     assert [c["metadata"]["name"] for c in crds] == ["executionrequests.executioner.dev"]
 
@@ -59,45 +83,74 @@ def test_default_render_has_every_component(render, default):
 def test_names_follow_the_release(render):
     docs = render(release="prod")
     assert {d["metadata"]["name"] for d in render.find(docs, "Deployment")} == {
-        "prod-executioner-api", "prod-executioner-worker", "prod-executioner-operator"}
+        "prod-executioner-api",
+        "prod-executioner-worker",
+        "prod-executioner-operator",
+    }
     long = render(release="a-very-long-release-name-that-goes-on-and-on-forever")
     for d in long:  # DNS labels for namespaced objects; cluster-scoped RBAC names may be longer
         limit = 253 if d["kind"].startswith("Cluster") else 63
         assert len(d["metadata"]["name"]) <= limit, d["metadata"]["name"]
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"image": {"tag": "latest"}}, "/image/tag"),
-    ({"sandboxImage": {"tag": "latest"}}, "/sandboxImage/tag"),
-    ({"redis": {"image": {"tag": "latest"}}}, "/redis/image/tag"),
-    ({"bogus": 1}, "additional properties 'bogus'"),
-    ({"api": {"replicas": 0}}, "/api/replicas"),
-    ({"api": {"resources": {"limits": None}}}, "missing property 'limits'"),
-    ({"worker": {"concurrency": "four"}}, "/worker/concurrency"),
-    ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
-    ({"sandbox": {"namespace": "Not_A_Namespace"}}, "/sandbox/namespace"),
-    ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
-    ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
-    ({"containerSecurityContext": {"readOnlyRootFilesystem": False}}, "readOnlyRootFilesystem"),
-    ({"containerSecurityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
-    ({"containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}}, "capabilities"),
-    ({"redis": {"externalUrl": "http://not-redis"}}, "/redis/externalUrl"),
-    ({"api": {"service": {"type": "ExternalName"}}}, "/api/service/type"),
-    ({"imagePullSecrets": ["regcred"]}, "/imagePullSecrets/0"),  # Kubernetes' shape: [{name: regcred}]
-    ({"imagePullSecrets": [{"secret": "regcred"}]}, "/imagePullSecrets/0"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"image": {"tag": "latest"}}, "/image/tag"),
+        ({"sandboxImage": {"tag": "latest"}}, "/sandboxImage/tag"),
+        ({"redis": {"image": {"tag": "latest"}}}, "/redis/image/tag"),
+        ({"bogus": 1}, "additional properties 'bogus'"),
+        ({"api": {"replicas": 0}}, "/api/replicas"),
+        ({"api": {"resources": {"limits": None}}}, "missing property 'limits'"),
+        ({"worker": {"concurrency": "four"}}, "/worker/concurrency"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"sandbox": {"namespace": "Not_A_Namespace"}}, "/sandbox/namespace"),
+        ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
+        ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
+        ({"containerSecurityContext": {"readOnlyRootFilesystem": False}}, "readOnlyRootFilesystem"),
+        ({"containerSecurityContext": {"allowPrivilegeEscalation": True}}, "allowPrivilegeEscalation"),
+        ({"containerSecurityContext": {"capabilities": {"drop": ["NET_RAW"]}}}, "capabilities"),
+        ({"redis": {"externalUrl": "http://not-redis"}}, "/redis/externalUrl"),
+        ({"api": {"service": {"type": "ExternalName"}}}, "/api/service/type"),
+        ({"imagePullSecrets": ["regcred"]}, "/imagePullSecrets/0"),  # Kubernetes' shape: [{name: regcred}]
+        ({"imagePullSecrets": [{"secret": "regcred"}]}, "/imagePullSecrets/0"),
+        ({"redis": {"persistence": {"storageClass": "fast"}}}, "additional properties 'storageClass'"),
+        ({"redis": {"persistence": {"size": "a lot"}}}, "/redis/persistence/size"),
+        ({"redis": {"maxmemory": "200MB"}}, "/redis/maxmemory"),
+        ({"redis": {"maxmemory": 1000}}, "/redis/maxmemory"),
+        ({"metrics": {"serviceMonitor": {"enabled": True, "interval": "often"}}}, "/metrics/serviceMonitor/interval"),
+        (
+            {"worker": {"autoscaling": {"keda": {"enabled": True, "maxReplicas": 0}}}},
+            "/worker/autoscaling/keda/maxReplicas",
+        ),
+        (
+            {"worker": {"autoscaling": {"keda": {"enabled": True, "listLength": "4"}}}},
+            "/worker/autoscaling/keda/listLength",
+        ),
+    ],
+)
 def test_schema_rejects_bad_values(render, values, message):
     p = render.run(values=values, check=False)
     assert p.returncode != 0, f"accepted {values}"
     assert message in p.stderr, p.stderr
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"redis": {"enabled": False}}, "set redis.externalUrl"),
-    ({"sandbox": {"namespace": "executioner"}}, "must differ from the release namespace"),
-    ({"auth": {"enabled": False, "existingSecret": "keys"}}, "auth.enabled is false"),
-    ({"auth": {"enabled": False}, "ingress": {"enabled": True}}, "Ingress without API keys"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"redis": {"enabled": False}}, "set redis.externalUrl"),
+        ({"sandbox": {"namespace": "executioner"}}, "must differ from the release namespace"),
+        ({"auth": {"enabled": False, "existingSecret": "keys"}}, "auth.enabled is false"),
+        ({"auth": {"enabled": False}, "ingress": {"enabled": True}}, "Ingress without API keys"),
+        ({"redis": {"maxmemory": "240Mi"}}, "must be at most 90% of redis.resources.limits.memory (268435456 bytes)"),
+        ({"redis": {"maxmemory": "1Gi", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}}, "at most 90%"),
+        ({"redis": {"maxmemory": "512Ki"}}, "must be at least 1Mi"),
+        (
+            {"worker": {"autoscaling": {"keda": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}},
+            "minReplicas must not exceed maxReplicas",
+        ),
+    ],
+)
 def test_invalid_combinations_fail(render, values, message):
     p = render.run(values=values, check=False)
     assert p.returncode != 0 and message in p.stderr, p.stderr
@@ -132,7 +185,11 @@ def test_image_pull_secrets_reach_every_pod(render, default):
     for variant, values in VARIANTS.items():
         docs = render(values={**values, "imagePullSecrets": [{"name": "regcred"}]})
         specs = render.pod_specs(docs)
-        assert set(specs) >= {"Deployment/executioner-api", "Deployment/executioner-worker", "Pod/executioner-test-hello"}
+        assert set(specs) >= {
+            "Deployment/executioner-api",
+            "Deployment/executioner-worker",
+            "Pod/executioner-test-hello",
+        }
         for name, spec in specs.items():
             assert spec["imagePullSecrets"] == [{"name": "regcred"}], f"{variant}: {name}"
     for name, spec in render.pod_specs(default).items():
@@ -144,8 +201,11 @@ def test_no_latest_tags_and_default_tags_from_app_version(render, variant):
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     docs = render(values=VARIANTS[variant])
     images = [c["image"] for spec in render.pod_specs(docs).values() for c in spec["containers"]]
-    env = {e["name"]: e.get("value") for d in render.find(docs, "Deployment")
-           for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for d in render.find(docs, "Deployment")
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     images.append(env["EXECUTIONER_SANDBOX_IMAGE"])
     for image in images:
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1], image
@@ -162,9 +222,14 @@ def test_api_contract(default, render):
     assert env["EXECUTIONER_HOST"]["value"] == "0.0.0.0" and env["EXECUTIONER_PORT"]["value"] == "8000"
     assert env["EXECUTIONER_BACKEND"]["value"] == "kubernetes"
     assert env["EXECUTIONER_UI_DIR"]["value"] == "/opt/executioner/ui"
-    assert env["EXECUTIONER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "executioner-api-keys", "key": "api-keys"}
+    assert env["EXECUTIONER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {
+        "name": "executioner-api-keys",
+        "key": "api-keys",
+    }
     # the Redis password never appears in the pod spec: it is expanded from the Secret at container start
-    assert env["EXECUTIONER_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@executioner-redis.executioner.svc:6379/0"
+    assert (
+        env["EXECUTIONER_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@executioner-redis.executioner.svc:6379/0"
+    )
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "executioner-redis"
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -186,8 +251,12 @@ def test_worker_and_operator_contract(render, component):
     assert env["EXECUTIONER_WORKER_CONCURRENCY"] == "7"
     assert "EXECUTIONER_REDIS_URL" in env
     assert spec["serviceAccountName"] == f"executioner-{component}"
-    default_env = {e["name"] for e in render.find(render(), "Deployment", f"executioner-{component}")[0]
-                   ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    default_env = {
+        e["name"]
+        for e in render.find(render(), "Deployment", f"executioner-{component}")[0]["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
     assert "EXECUTIONER_RUNTIME_CLASS_NAME" not in default_env
 
 
@@ -209,10 +278,13 @@ def test_no_cluster_dns_uses_service_variables(render):
         env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
         assert "$(EXECUTIONER_REDIS_SERVICE_HOST)" in env["EXECUTIONER_REDIS_URL"]
     test_pod = render.find(docs, "Pod")[0]
-    assert {e["name"]: e.get("value") for e in test_pod["spec"]["containers"][0]["env"]}["API_URL"] == \
-        "http://$(EXECUTIONER_API_SERVICE_HOST):8000"
+    assert {e["name"]: e.get("value") for e in test_pod["spec"]["containers"][0]["env"]}[
+        "API_URL"
+    ] == "http://$(EXECUTIONER_API_SERVICE_HOST):8000"
     # with DNS, the kubelet does not flood the environment with EXECUTIONER_*-looking service variables
-    assert all(d["spec"]["template"]["spec"]["enableServiceLinks"] is False for d in render.find(render(), "Deployment"))
+    assert all(
+        d["spec"]["template"]["spec"]["enableServiceLinks"] is False for d in render.find(render(), "Deployment")
+    )
 
 
 def test_redis_is_protected(default, render):
@@ -220,17 +292,202 @@ def test_redis_is_protected(default, render):
     container = sts["template"]["spec"]["containers"][0]
     assert container["args"][:2] == ["--requirepass", "$(REDIS_PASSWORD)"]
     assert sts["template"]["spec"]["automountServiceAccountToken"] is False
-    assert "volumeClaimTemplates" not in sts
     policy = render.find(default, "NetworkPolicy", "executioner-redis")[0]["spec"]
     assert policy["policyTypes"] == ["Ingress"]
     [rule] = policy["ingress"]
     expressions = {e["key"]: e["values"] for e in rule["from"][0]["podSelector"]["matchExpressions"]}
     assert expressions["app.kubernetes.io/component"] == ["api", "worker", "operator"]
     assert expressions["app.kubernetes.io/instance"] == ["executioner"]
-    persistent = render(values={"redis": {"persistence": {"enabled": True, "size": "2Gi"}}})
-    sts = render.find(persistent, "StatefulSet")[0]["spec"]
-    assert sts["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "2Gi"
-    assert "--appendonly" in sts["template"]["spec"]["containers"][0]["args"]
+
+
+def _redis_sts(docs) -> dict:
+    [sts] = [d for d in docs if d["kind"] == "StatefulSet"]
+    return sts["spec"]
+
+
+def _redis_args(docs) -> dict[str, str]:
+    """redis-server's `--option value` arguments as a dict."""
+    args = _redis_sts(docs)["template"]["spec"]["containers"][0]["args"]
+    assert len(args) % 2 == 0 and all(a.startswith("--") for a in args[::2]), args
+    return dict(zip(args[::2], args[1::2], strict=True))
+
+
+def test_redis_keeps_its_data_on_a_claim_by_default(default, render):
+    sts = _redis_sts(default)
+    args = _redis_args(default)
+    assert args["--appendonly"] == "yes" and args["--appendfsync"] == "everysec" and args["--dir"] == "/data"
+    assert args["--save"] == ""  # the append-only file is the persistence; no RDB snapshots on top
+    [claim] = sts["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert "storageClassName" not in claim["spec"]  # the cluster's default StorageClass
+    # the data volume is the claim, not an emptyDir
+    assert "data" not in {v["name"] for v in sts["template"]["spec"]["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in sts["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["data"] == "/data"
+    # the claim outlives `helm uninstall` (and scale-downs) unless asked otherwise
+    assert sts["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+
+    chosen = render(
+        values={"redis": {"persistence": {"storageClassName": "fast-ssd", "size": "5Gi", "deleteOnUninstall": True}}}
+    )
+    sts = _redis_sts(chosen)
+    assert sts["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast-ssd"
+    assert sts["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert sts["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+
+
+def test_redis_without_persistence_uses_an_empty_dir(render):
+    docs = render(values={"redis": {"persistence": {"enabled": False}}})
+    sts = _redis_sts(docs)
+    assert "volumeClaimTemplates" not in sts and "persistentVolumeClaimRetentionPolicy" not in sts
+    volumes = {v["name"]: v for v in sts["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    args = _redis_args(docs)
+    assert args["--appendonly"] == "no" and args["--save"] == "" and "--appendfsync" not in args
+
+
+@pytest.mark.parametrize(
+    "redis, maxmemory",
+    [
+        ({}, 214748364),  # 80% of the default 256Mi limit
+        ({"maxmemory": "200Mi"}, 200 * 1024 * 1024),
+        ({"maxmemory": 150000000}, 150000000),
+        ({"resources": {"limits": {"cpu": "1", "memory": "1G"}}}, 800000000),
+        ({"resources": {"limits": {"cpu": "1", "memory": "2Gi"}}, "maxmemory": "1.5Gi"}, 1610612736),
+        ({"persistence": {"enabled": False}}, 214748364),
+    ],
+)
+def test_redis_memory_is_bounded_below_its_limit(render, redis, maxmemory):
+    args = _redis_args(render(values={"redis": redis}))
+    assert args["--maxmemory"] == str(maxmemory)
+    assert args["--maxmemory-policy"] == "noeviction"
+
+
+def test_redis_readiness_waits_for_the_data(default):
+    container = _redis_sts(default)["template"]["spec"]["containers"][0]
+    probe = container["readinessProbe"]["exec"]["command"]
+    assert probe[:2] == ["sh", "-c"] and "redis-cli" in probe[2] and "PONG" in probe[2]
+    assert "REDIS_PASSWORD" in probe[2] and "$(REDIS_PASSWORD)" not in probe[2]
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "redis"}
+
+
+def test_monitoring_and_autoscaling_are_off_by_default(default):
+    kinds = {d["kind"] for d in default}
+    assert not kinds & {"ServiceMonitor", "ScaledObject", "TriggerAuthentication"}
+    [worker] = [d for d in default if d["kind"] == "Deployment" and d["metadata"]["name"] == "executioner-worker"]
+    assert worker["spec"]["replicas"] == 1
+
+
+def test_service_monitor_scrapes_the_api(render):
+    docs = render(
+        values={
+            "metrics": {
+                "serviceMonitor": {
+                    "enabled": True,
+                    "interval": "15s",
+                    "scrapeTimeout": "5s",
+                    "labels": {"release": "kube-prometheus-stack"},
+                }
+            }
+        }
+    )
+    [monitor] = render.find(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["name"] == "executioner-api" and monitor["metadata"]["namespace"] == "executioner"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"] == {"matchNames": ["executioner"]}
+    assert spec["endpoints"] == [
+        {"port": "http", "path": "/metrics", "scheme": "http", "interval": "15s", "scrapeTimeout": "5s"}
+    ]
+    # the selector picks the API Service and nothing else, by its labels and its port name
+    [service] = render.find(docs, "Service", "executioner-api")
+    labels = service["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in spec["selector"]["matchLabels"].items())
+    [redis_service] = render.find(docs, "Service", "executioner-redis")
+    assert not all(redis_service["metadata"]["labels"].get(k) == v for k, v in spec["selector"]["matchLabels"].items())
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+
+
+def test_keda_scales_the_worker_on_the_celery_queue(render):
+    docs = render(
+        values={
+            "worker": {
+                "replicas": 3,
+                "autoscaling": {"keda": {"enabled": True, "minReplicas": 0, "maxReplicas": 7, "listLength": 6}},
+            }
+        }
+    )
+    [scaled] = render.find(docs, "ScaledObject")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1" and scaled["metadata"]["name"] == "executioner-worker"
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "executioner-worker"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 7)
+    assert spec["pollingInterval"] == 15 and spec["cooldownPeriod"] == 300
+    [trigger] = spec["triggers"]
+    assert trigger["type"] == "redis"
+    assert trigger["metadata"] == {
+        "address": "executioner-redis.executioner.svc:6379",
+        "databaseIndex": "0",
+        "enableTLS": "false",
+        "listName": "executioner",
+        "listLength": "6",
+    }
+    [auth] = render.find(docs, "TriggerAuthentication")
+    assert auth["apiVersion"] == "keda.sh/v1alpha1" and trigger["authenticationRef"] == {
+        "name": auth["metadata"]["name"]
+    }
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": "executioner-redis", "key": "redis-password"}
+    ]
+    # KEDA's HorizontalPodAutoscaler owns the replica count: Helm no longer sets one
+    [worker] = render.find(docs, "Deployment", "executioner-worker")
+    assert "replicas" not in worker["spec"]
+    # and KEDA's operator may reach Redis through its NetworkPolicy
+    [policy] = render.find(docs, "NetworkPolicy", "executioner-redis")
+    keda_rule = policy["spec"]["ingress"][1]
+    assert keda_rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
+        }
+    ]
+    assert keda_rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+
+
+def test_keda_reads_an_external_redis_from_its_url(render):
+    url = "rediss://scaler:p%40ss%3Aword@redis.example:6380/2"
+    docs = render(
+        values={"redis": {"enabled": False, "externalUrl": url}, "worker": {"autoscaling": {"keda": {"enabled": True}}}}
+    )
+    [scaled] = render.find(docs, "ScaledObject")
+    assert scaled["spec"]["triggers"][0]["metadata"] | {"listLength": None} == {
+        "address": "redis.example:6380",
+        "databaseIndex": "2",
+        "enableTLS": "true",
+        "listName": "executioner",
+        "listLength": None,
+    }
+    [secret] = render.find(docs, "Secret", "executioner-redis-url")
+    assert secret["stringData"] == {"redis-url": url, "redis-username": "scaler", "redis-password": "p@ss:word"}
+    [auth] = render.find(docs, "TriggerAuthentication")
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": "executioner-redis-url", "key": "redis-password"},
+        {"parameter": "username", "name": "executioner-redis-url", "key": "redis-username"},
+    ]
+    plain = render(
+        values={
+            "redis": {"enabled": False, "externalUrl": "redis://:pw@redis.example/0"},
+            "worker": {"autoscaling": {"keda": {"enabled": True}}},
+        }
+    )
+    assert render.find(plain, "ScaledObject")[0]["spec"]["triggers"][0]["metadata"]["address"] == "redis.example:6379"
+    assert len(render.find(plain, "TriggerAuthentication")[0]["spec"]["secretTargetRef"]) == 1
+    # without KEDA the URL Secret holds only the URL
+    none = render(values={"redis": {"enabled": False, "externalUrl": url}})
+    assert render.find(none, "Secret", "executioner-redis-url")[0]["stringData"] == {"redis-url": url}
 
 
 def test_sandbox_namespace_is_locked_down(render):
@@ -242,8 +499,10 @@ def test_sandbox_namespace_is_locked_down(render):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
     [policy] = render.find(docs, "NetworkPolicy", "executioner-sandbox-deny-all")
     assert policy["metadata"]["namespace"] == "my-sandbox"
-    assert policy["spec"] == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "executioner-sandbox"}},
-                              "policyTypes": ["Ingress", "Egress"]}
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "executioner-sandbox"}},
+        "policyTypes": ["Ingress", "Egress"],
+    }
     [quota] = render.find(docs, "ResourceQuota")
     assert quota["metadata"]["namespace"] == "my-sandbox" and quota["spec"]["hard"]["pods"]
     [limits] = render.find(docs, "LimitRange")
@@ -252,7 +511,9 @@ def test_sandbox_namespace_is_locked_down(render):
     [sa] = [d for d in render.find(docs, "ServiceAccount") if d["metadata"]["namespace"] == "my-sandbox"]
     assert sa["automountServiceAccountToken"] is False
     existing = render(values={"sandbox": {"namespace": "my-sandbox", "createNamespace": False}})
-    assert not render.find(existing, "Namespace") and render.find(existing, "NetworkPolicy", "executioner-sandbox-deny-all")
+    assert not render.find(existing, "Namespace") and render.find(
+        existing, "NetworkPolicy", "executioner-sandbox-deny-all"
+    )
 
 
 def _rules(doc):
@@ -264,13 +525,15 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
     assert {d["metadata"]["namespace"] for d in roles.values()} == {"executioner-sandbox"}
     assert _rules(roles["executioner-worker"]) == {
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
-        ("", "pods"): {"get", "list", "watch"}, ("", "pods/log"): {"get"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "pods/log"): {"get"},
         ("", "secrets"): {"create", "get", "delete"},
         ("networking.k8s.io", "networkpolicies"): {"get", "list"},
     }
     assert _rules(roles["executioner-operator"]) == {
         ("batch", "jobs"): {"get", "list", "watch", "delete"},
-        ("", "pods"): {"get", "list", "watch", "delete"}, ("", "pods/log"): {"get"},
+        ("", "pods"): {"get", "list", "watch", "delete"},
+        ("", "pods/log"): {"get"},
         ("", "secrets"): {"list", "delete"},
     }
     # the only cluster-wide grant: the operator's, for what cannot be namespaced
@@ -278,24 +541,36 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
     assert _rules(cluster_role) == {
         ("executioner.dev", "executionrequests"): {"get", "list", "watch", "patch", "update"},
         ("executioner.dev", "executionrequests/status"): {"get", "patch", "update"},
-        ("", "events"): {"create", "patch"}, ("events.k8s.io", "events"): {"create", "patch"},
+        ("", "events"): {"create", "patch"},
+        ("events.k8s.io", "events"): {"create", "patch"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("", "namespaces"): {"list", "watch"},
     }
     [binding] = render.find(default, "ClusterRoleBinding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "executioner-operator", "namespace": "executioner"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "executioner-operator", "namespace": "executioner"}
+    ]
     for d in render.find(default, "RoleBinding"):
         component = d["metadata"]["name"].rsplit("-", 1)[-1]
         assert d["roleRef"]["name"] == d["metadata"]["name"]
-        assert d["subjects"] == [{"kind": "ServiceAccount", "name": f"executioner-{component}", "namespace": "executioner"}]
+        assert d["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"executioner-{component}", "namespace": "executioner"}
+        ]
     for d in render.find(default, "Role") + render.find(default, "ClusterRole"):
         for rule in d["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], d["metadata"]["name"]
     # one ServiceAccount per component; only the ones that call the Kubernetes API get a token
-    accounts = {d["metadata"]["name"]: d["automountServiceAccountToken"] for d in render.find(default, "ServiceAccount")
-                if d["metadata"]["namespace"] == "executioner"}
-    assert accounts == {"executioner-api": False, "executioner-worker": True, "executioner-operator": True,
-                        "executioner-redis": False}
+    accounts = {
+        d["metadata"]["name"]: d["automountServiceAccountToken"]
+        for d in render.find(default, "ServiceAccount")
+        if d["metadata"]["namespace"] == "executioner"
+    }
+    assert accounts == {
+        "executioner-api": False,
+        "executioner-worker": True,
+        "executioner-operator": True,
+        "executioner-redis": False,
+    }
     without = render(values={"operator": {"enabled": False}})
     assert not render.find(without, "ClusterRole") and not render.find(without, "ClusterRoleBinding")
     assert [d["metadata"]["name"] for d in render.find(without, "Role")] == ["executioner-worker"]
@@ -318,14 +593,36 @@ def test_crd_matches_the_contract(render):
     assert s["properties"]["stdin"]["default"] == "" and s["properties"]["stdin"]["maxLength"] == 1048576
     limits = s["properties"]["limits"]["properties"]
     assert limits["timeoutSeconds"]["maximum"] == 60 and limits["timeoutSeconds"]["default"] == 5
-    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["maximum"], limits["memoryMb"]["default"]) == (32, 512, 128)
+    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["maximum"], limits["memoryMb"]["default"]) == (
+        32,
+        512,
+        128,
+    )
     status = schema["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True
-    assert status["properties"]["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "TimedOut",
-                                                     "MemoryExceeded", "Cancelled", "Error"]
+    assert status["properties"]["phase"]["enum"] == [
+        "Pending",
+        "Running",
+        "Succeeded",
+        "Failed",
+        "TimedOut",
+        "MemoryExceeded",
+        "Cancelled",
+        "Error",
+    ]
     assert status["properties"]["exitCode"] == {"type": "integer", "nullable": True}
-    assert set(status["properties"]) >= {"executionId", "stdout", "stderr", "stdoutTruncated", "stderrTruncated",
-                                         "error", "startedAt", "finishedAt", "durationMs", "conditions"}
+    assert set(status["properties"]) >= {
+        "executionId",
+        "stdout",
+        "stderr",
+        "stdoutTruncated",
+        "stderrTruncated",
+        "error",
+        "startedAt",
+        "finishedAt",
+        "durationMs",
+        "conditions",
+    }
 
 
 def test_helm_test_pod(default, render):
@@ -355,8 +652,11 @@ def test_every_value_is_documented_and_in_the_readme():
     for path, value in walk(yaml.safe_load(text)):
         parts = path.split(".")
         covered = any(".".join(parts[:i]) in documented for i in range(1, len(parts) + 1))
-        is_section = isinstance(value, dict) and value and all(
-            f"{path}.{k}" in documented or isinstance(v, dict) for k, v in value.items())
+        is_section = (
+            isinstance(value, dict)
+            and value
+            and all(f"{path}.{k}" in documented or isinstance(v, dict) for k, v in value.items())
+        )
         if not covered and not is_section:
             undocumented.append(path)
     assert not undocumented, f"values without a '# -- ' comment above them: {undocumented}"

@@ -134,6 +134,53 @@ imagePullSecrets:
     sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end }}
 
+{{/* Bytes of a Kubernetes memory quantity ("256Mi", "1.5Gi", "500M", "268435456") or a number. */}}
+{{- define "executioner.bytes" -}}
+{{- if or (kindIs "float64" .) (kindIs "int" .) (kindIs "int64" .) }}
+{{- int64 . }}
+{{- else }}
+{{- $s := toString . }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $s }}
+{{- $suffix := trimPrefix $number $s }}
+{{- $factors := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if or (not $number) (not (hasKey $factors $suffix)) }}
+{{- fail (printf "%q is not a memory quantity (bytes, or a number with k, M, G, T, Ki, Mi, Gi or Ti)" $s) }}
+{{- end }}
+{{- mulf (float64 $number) (index $factors $suffix) | floor | int64 }}
+{{- end }}
+{{- end }}
+
+{{/* Redis's maxmemory in bytes: redis.maxmemory, or 80% of the container's memory limit. */}}
+{{- define "executioner.redisMaxmemory" -}}
+{{- $limit := include "executioner.bytes" .Values.redis.resources.limits.memory | int64 }}
+{{- if .Values.redis.maxmemory }}
+{{- include "executioner.bytes" .Values.redis.maxmemory }}
+{{- else }}
+{{- div (mul $limit 8) 10 }}
+{{- end }}
+{{- end }}
+
+{{/* Percent-decoding of the characters a URL's user info must encode (sprig has no URL decoder). */}}
+{{- define "executioner.urlDecode" -}}
+{{- $s := . }}
+{{- $codes := dict "20" " " "21" "!" "22" "\"" "23" "#" "24" "$" "26" "&" "27" "'" "28" "(" "29" ")" "2A" "*" "2B" "+" "2C" "," "2F" "/" "3A" ":" "3B" ";" "3C" "<" "3D" "=" "3E" ">" "3F" "?" "40" "@" "5B" "[" "5C" "\\" "5D" "]" "5E" "^" "60" "`" "7B" "{" "7C" "|" "7D" "}" }}
+{{- range $code, $char := $codes }}
+{{- $s = $s | replace (printf "%%%s" $code) $char | replace (printf "%%%s" (lower $code)) $char }}
+{{- end }}
+{{- $s | replace "%25" "%" }}
+{{- end }}
+
+{{/* User name and password of an external Redis URL, as written (then percent-decoded): dict user, password. */}}
+{{- define "executioner.redisUrlCredentials" -}}
+{{- $userinfo := regexReplaceAll "^[a-z]+://" (regexFind "^[a-z]+://[^@/]*@" .) "" | trimSuffix "@" }}
+{{- $user := $userinfo }}{{ $password := "" }}
+{{- if contains ":" $userinfo }}
+{{- $user = first (splitList ":" $userinfo) }}
+{{- $password = trimPrefix (printf "%s:" $user) $userinfo }}
+{{- end }}
+{{- dict "user" (include "executioner.urlDecode" $user) "password" (include "executioner.urlDecode" $password) | toJson }}
+{{- end }}
+
 {{/* Invalid combinations stop the render with a message. */}}
 {{- define "executioner.validate" -}}
 {{- if and (not .Values.redis.enabled) (not .Values.redis.externalUrl) }}
@@ -147,5 +194,38 @@ imagePullSecrets:
 {{- end }}
 {{- if and .Values.ingress.enabled (not .Values.auth.enabled) }}
 {{- fail "an Ingress without API keys would let anyone run code: set auth.enabled=true" }}
+{{- end }}
+{{- if .Values.redis.enabled }}
+{{- $limit := include "executioner.bytes" .Values.redis.resources.limits.memory | int64 }}
+{{- $maxmemory := include "executioner.redisMaxmemory" . | int64 }}
+{{- if gt $maxmemory (div (mul $limit 9) 10) }}
+{{- fail (printf "redis.maxmemory (%d bytes) must be at most 90%% of redis.resources.limits.memory (%d bytes): the rest is for the append-only file rewrite, client buffers and fragmentation" $maxmemory $limit) }}
+{{- end }}
+{{- if lt $maxmemory 1048576 }}
+{{- fail (printf "redis.maxmemory (%d bytes) must be at least 1Mi" $maxmemory) }}
+{{- end }}
+{{- end }}
+{{- /* a StatefulSet's volumeClaimTemplates cannot change: say what to do instead of the API server's refusal */}}
+{{- $redisName := printf "%s-redis" (include "executioner.fullname" .) }}
+{{- $live := lookup "apps/v1" "StatefulSet" .Release.Namespace $redisName }}
+{{- if and .Values.redis.enabled $live }}
+{{- $liveClaims := $live.spec.volumeClaimTemplates | default list }}
+{{- if and .Values.redis.persistence.enabled (not $liveClaims) }}
+{{- fail (printf "the running Redis (StatefulSet %s) keeps no data on disk and a StatefulSet cannot gain a volume claim: either keep redis.persistence.enabled=false, or `kubectl -n %s delete statefulset %s --cascade=orphan` and upgrade again (the Redis pod is then replaced: what it holds in memory, queued and finished executions, is lost this once)" $redisName .Release.Namespace $redisName) }}
+{{- end }}
+{{- if and (not .Values.redis.persistence.enabled) $liveClaims }}
+{{- fail (printf "the running Redis (StatefulSet %s) keeps its data on a claim: set redis.persistence.enabled=true (or delete the StatefulSet with --cascade=orphan to go back to an emptyDir, losing that data)" $redisName) }}
+{{- end }}
+{{- if and .Values.redis.persistence.enabled $liveClaims }}
+{{- $liveSize := (first $liveClaims).spec.resources.requests.storage }}
+{{- if ne (include "executioner.bytes" $liveSize) (include "executioner.bytes" .Values.redis.persistence.size) }}
+{{- fail (printf "redis.persistence.size is %v but the StatefulSet %s was made with %v, and its claim template cannot change: keep %v (grow the claim itself with `kubectl edit pvc` if its StorageClass allows expansion)" .Values.redis.persistence.size $redisName $liveSize $liveSize) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.worker.autoscaling.keda }}
+{{- if and .enabled (gt (int .minReplicas) (int .maxReplicas)) }}
+{{- fail "worker.autoscaling.keda.minReplicas must not exceed maxReplicas" }}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -1,13 +1,17 @@
 """End to end on a real cluster: helm install into a fresh namespace, every pod Ready, a hello world through the API
-Service, an ExecutionRequest through kubectl, helm test, an upgrade that keeps the generated secrets, and
-helm uninstall leaving nothing behind but the CRD.
+Service, an ExecutionRequest through kubectl, helm test, Redis on a bound claim of the default StorageClass with the
+memory bound the chart set, deleting the Redis pod losing no execution (finished or queued), an upgrade that keeps
+the generated secrets, and helm uninstall leaving nothing behind but the CRD and the Redis claim (kept by default).
 
 The tests in this module share one release and run in file order (the last one uninstalls it). Images come from the
 `chart_images` fixture (tests/chart/conftest.py).
 """
+
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import re
 import socket
 import subprocess
@@ -41,16 +45,73 @@ class Release:
         return p
 
     def install_args(self):
-        return ["-f", str(LOCAL_VALUES), "--set", f"sandbox.namespace={self.sandbox}",
-                "--wait", "--timeout", "5m"]
+        return ["-f", str(LOCAL_VALUES), "--set", f"sandbox.namespace={self.sandbox}", "--wait", "--timeout", "5m"]
 
     def kubectl(self, *args, **kw):
         return self.harness.kubectl(*args, kubeconfig=self.kubeconfig, **kw)
 
     def secret(self, name, key):
-        data = self.harness.kubectl_json("get", "secret", name, kubeconfig=self.kubeconfig,
-                                         namespace=self.namespace)["data"]
+        data = self.harness.kubectl_json("get", "secret", name, kubeconfig=self.kubeconfig, namespace=self.namespace)[
+            "data"
+        ]
         return base64.b64decode(data[key]).decode()
+
+    @contextlib.contextmanager
+    def api(self):
+        """An httpx client for the API Service (kubectl port-forward), with the release's API key."""
+        port = free_port()
+        forward = subprocess.Popen(
+            [
+                self.harness.kubectl_bin(),
+                "--kubeconfig",
+                self.kubeconfig,
+                "-n",
+                self.namespace,
+                "port-forward",
+                f"service/{self.fullname}-api",
+                f"{port}:8000",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        key = self.secret(f"{self.fullname}-api-keys", "api-keys")
+        try:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"}
+            ) as client:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        assert client.get("/healthz").json()["status"] == "ok"
+                        break
+                    except httpx.TransportError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+                yield client
+        finally:
+            forward.terminate()
+            forward.wait(timeout=10)
+
+    def redis_cli(self, *args) -> list[str]:
+        """redis-cli in the Redis pod (the password from the pod's environment); output lines."""
+        command = 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 6379 "$@"'
+        p = self.kubectl(
+            "exec",
+            f"{self.fullname}-redis-0",
+            "-c",
+            "redis",
+            "--",
+            "sh",
+            "-c",
+            command,
+            "redis-cli",
+            *args,
+            namespace=self.namespace,
+            timeout=60,
+        )
+        return p.stdout.splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -75,24 +136,44 @@ def free_port() -> int:
 
 
 def test_every_pod_ready(release):
-    release.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app.kubernetes.io/instance=e2e",
-                    "--timeout=180s", namespace=release.namespace, timeout=240)
+    release.kubectl(
+        "wait",
+        "--for=condition=Ready",
+        "pod",
+        "-l",
+        "app.kubernetes.io/instance=e2e",
+        "--timeout=180s",
+        namespace=release.namespace,
+        timeout=240,
+    )
     pods = release.harness.kubectl_json("get", "pods", kubeconfig=release.kubeconfig, namespace=release.namespace)
     components = sorted(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods["items"])
     assert components == sorted(["api", "worker", "redis", "operator"])
     for pod in pods["items"]:
         assert all(s["ready"] for s in pod["status"]["containerStatuses"]), pod["metadata"]["name"]
     labels = release.harness.kubectl_json("get", "namespace", release.sandbox, kubeconfig=release.kubeconfig)[
-        "metadata"]["labels"]
+        "metadata"
+    ]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_hello_world_through_the_api_service(release):
     port = free_port()
     forward = subprocess.Popen(
-        [release.harness.kubectl_bin(), "--kubeconfig", release.kubeconfig, "-n", release.namespace,
-         "port-forward", f"service/{release.fullname}-api", f"{port}:8000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            release.harness.kubectl_bin(),
+            "--kubeconfig",
+            release.kubeconfig,
+            "-n",
+            release.namespace,
+            "port-forward",
+            f"service/{release.fullname}-api",
+            f"{port}:8000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         key = release.secret(f"{release.fullname}-api-keys", "api-keys")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
@@ -108,8 +189,9 @@ def test_hello_world_through_the_api_service(release):
             assert client.post("/v1/executions", json={"code": "print(1)"}).status_code == 401
             assert "<html" in client.get("/").text.lower()  # the web UI ships in the app image
             headers = {"Authorization": f"Bearer {key}"}
-            doc = client.post("/v1/executions", params={"wait": 30}, headers=headers,
-                              json={"code": "print('hello world')"}).json()
+            doc = client.post(
+                "/v1/executions", params={"wait": 30}, headers=headers, json={"code": "print('hello world')"}
+            ).json()
             while doc["status"] in ("queued", "running"):
                 doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 10}, headers=headers).json()
         assert doc["status"] == "succeeded", doc
@@ -121,13 +203,26 @@ def test_hello_world_through_the_api_service(release):
 
 def test_execution_request_through_kubectl(release):
     name = f"hello-{uuid.uuid4().hex[:6]}"
-    release.harness.apply({"apiVersion": "executioner.dev/v1alpha1", "kind": "ExecutionRequest",
-                           "metadata": {"name": name}, "spec": {"code": "print('hello world')"}},
-                          kubeconfig=release.kubeconfig, namespace=release.namespace)
-    release.harness.wait(release.kubeconfig, release.namespace, f"executionrequest/{name}",
-                         "jsonpath={.status.phase}=Succeeded", timeout=120)
-    status = release.harness.kubectl_json("get", "exr", name, kubeconfig=release.kubeconfig,
-                                          namespace=release.namespace)["status"]
+    release.harness.apply(
+        {
+            "apiVersion": "executioner.dev/v1alpha1",
+            "kind": "ExecutionRequest",
+            "metadata": {"name": name},
+            "spec": {"code": "print('hello world')"},
+        },
+        kubeconfig=release.kubeconfig,
+        namespace=release.namespace,
+    )
+    release.harness.wait(
+        release.kubeconfig,
+        release.namespace,
+        f"executionrequest/{name}",
+        "jsonpath={.status.phase}=Succeeded",
+        timeout=120,
+    )
+    status = release.harness.kubectl_json(
+        "get", "exr", name, kubeconfig=release.kubeconfig, namespace=release.namespace
+    )["status"]
     assert status["stdout"] == "hello world\n" and status["exitCode"] == 0 and status["executionId"]
 
 
@@ -139,15 +234,221 @@ def test_helm_test_passes(release):
     assert re.search(r"TEST SUITE:\s+e2e-executioner-test-hello\n.*\n.*\nPhase:\s+Succeeded", p.stdout), p.stdout
 
 
+def test_redis_keeps_its_data_on_a_bound_claim_of_the_default_class(release):
+    claim_name = f"data-{release.fullname}-redis-0"
+    claim = release.harness.kubectl_json(
+        "get", "pvc", claim_name, kubeconfig=release.kubeconfig, namespace=release.namespace
+    )
+    assert claim["status"]["phase"] == "Bound", claim["status"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    # the chart named no class: the cluster's default one was used (local-path on the local test cluster)
+    classes = release.harness.kubectl_json("get", "storageclasses", kubeconfig=release.kubeconfig)["items"]
+    default = [
+        c["metadata"]["name"]
+        for c in classes
+        if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    ]
+    assert claim["spec"]["storageClassName"] in default
+    if release.harness.is_local_cluster(release.kubeconfig):
+        assert claim["spec"]["storageClassName"] == "local-path"
+    sts = release.harness.kubectl_json(
+        "get", "statefulset", f"{release.fullname}-redis", kubeconfig=release.kubeconfig, namespace=release.namespace
+    )
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    # what the chart set is what the running Redis says
+    assert release.redis_cli("CONFIG", "GET", "maxmemory") == ["maxmemory", str(256 * 1024 * 1024 * 8 // 10)]
+    assert release.redis_cli("CONFIG", "GET", "maxmemory-policy") == ["maxmemory-policy", "noeviction"]
+    assert release.redis_cli("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
+    assert release.redis_cli("CONFIG", "GET", "appendfsync") == ["appendfsync", "everysec"]
+    assert release.redis_cli("CONFIG", "GET", "dir") == ["dir", "/data"]
+
+
+def _finish(client, doc, timeout=120) -> dict:
+    deadline = time.monotonic() + timeout
+    while doc["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"execution {doc['id']} did not finish: {doc}"
+        doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 5}).json()
+    return doc
+
+
+def _scale_worker(release, replicas: int):
+    release.kubectl(
+        "scale", f"deployment/{release.fullname}-worker", f"--replicas={replicas}", namespace=release.namespace
+    )
+    selector = "app.kubernetes.io/instance=e2e,app.kubernetes.io/component=worker"
+    if replicas:
+        release.kubectl(
+            "rollout",
+            "status",
+            f"deployment/{release.fullname}-worker",
+            "--timeout=180s",
+            namespace=release.namespace,
+            timeout=240,
+        )
+        return
+    deadline = time.monotonic() + 150  # the worker's grace period is 90 s; an idle worker leaves at once
+    while release.kubectl("get", "pods", "-l", selector, "-o", "name", namespace=release.namespace).stdout.strip():
+        assert time.monotonic() < deadline, "the worker pod did not go away"
+        time.sleep(1)
+
+
+def test_deleting_the_redis_pod_loses_no_execution(release):
+    """Finished executions come back unchanged and queued ones still run after the Redis pod is deleted."""
+    programs = [
+        ({"code": "print('hello world')"}, "succeeded"),
+        ({"code": "import sys; print(sys.stdin.read()[::-1])", "stdin": "olleh"}, "succeeded"),
+        ({"code": "import sys; sys.stdout.write('x' * 50000); sys.stdin.read()", "stdin": "y" * 200_000}, "succeeded"),
+        ({"code": "import sys; print('to stderr', file=sys.stderr); sys.exit(3)"}, "failed"),
+        ({"code": "raise ValueError('boom')"}, "failed"),
+    ]
+    with release.api() as client:
+        finished = []
+        for body, expected in programs:
+            response = client.post("/v1/executions", params={"wait": 30}, json=body)
+            assert response.status_code in (200, 201, 202), response.text
+            doc = _finish(client, response.json())
+            assert doc["status"] == expected, doc
+            finished.append(doc)
+        assert finished[1]["stdout"] == "hello\n" and len(finished[2]["stdout"]) == 50000
+        assert finished[3]["exit_code"] == 3 and "to stderr" in finished[3]["stderr"]
+        sizes = {
+            d["id"]: int(release.redis_cli("MEMORY", "USAGE", f"executioner:execution:{d['id']}")[0]) for d in finished
+        }
+        print(f"record sizes in Redis (bytes): {sorted(sizes.values())}")
+
+        # with no worker, new executions stay in the queue (a Redis list) and in the store as "queued"
+        _scale_worker(release, 0)
+        queued = []
+        for i in range(3):
+            response = client.post("/v1/executions", json={"code": f"print('queued {i}')"})
+            assert response.status_code in (200, 201, 202), response.text
+            assert response.json()["status"] == "queued"
+            queued.append(response.json())
+        assert int(release.redis_cli("LLEN", "executioner")[0]) >= 3
+
+        pod = f"{release.fullname}-redis-0"
+        before = release.harness.kubectl_json(
+            "get", "pod", pod, kubeconfig=release.kubeconfig, namespace=release.namespace
+        )["metadata"]["uid"]
+        t0 = time.monotonic()
+        release.kubectl("delete", "pod", pod, "--wait=true", namespace=release.namespace, timeout=120)
+        deadline = time.monotonic() + 120
+        while True:
+            p = release.kubectl("get", "pod", pod, "-o", "json", namespace=release.namespace, check=False)
+            if p.returncode == 0:
+                new = json.loads(p.stdout)
+                if new["metadata"]["uid"] != before and any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in new["status"].get("conditions", [])
+                ):
+                    break
+            assert time.monotonic() < deadline, "the Redis pod did not come back Ready"
+            time.sleep(1)
+        print(f"Redis pod deleted and Ready again in {time.monotonic() - t0:.1f} s")
+
+        # every finished execution reads back unchanged (the API reconnects to the new Redis pod)
+        deadline = time.monotonic() + 60
+        for doc in finished:
+            while True:
+                try:
+                    response = client.get(f"/v1/executions/{doc['id']}")
+                    if response.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"the API did not answer after the Redis restart: {response.text}"
+                time.sleep(1)
+            assert response.json() == doc
+        for doc in queued:
+            assert client.get(f"/v1/executions/{doc['id']}").json()["status"] == "queued"
+
+        # the queue survived too: a worker runs what was waiting
+        _scale_worker(release, 1)
+        for i, doc in enumerate(queued):
+            done = _finish(client, doc, timeout=180)
+            assert done["status"] == "succeeded" and done["stdout"] == f"queued {i}\n", done
+        listed = {d["id"] for d in client.get("/v1/executions", params={"limit": 100}).json()["items"]}
+        assert {d["id"] for d in finished + queued} <= listed
+
+
+def test_a_flood_fills_redis_to_maxmemory_and_no_further(release):
+    """Writes beyond maxmemory are refused (noeviction) instead of Redis being OOM-killed at its container limit,
+    and the API answers 503 to new executions while the store is that full."""
+    pod = f"{release.fullname}-redis-0"
+    maxmemory = int(release.redis_cli("CONFIG", "GET", "maxmemory")[1])
+    flood = (
+        "i=0; while [ $i -lt 400 ]; do i=$((i + 1)); "
+        'out=$(head -c 1048576 /dev/zero | REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p 6379 -x SET flood:$i); '
+        'case "$out" in OK) ;; *OOM*) echo "refused $i"; exit 0 ;; *) echo "unexpected $i: $out"; exit 1 ;; esac; '
+        'done; echo "never refused"'
+    )
+    out = release.kubectl(
+        "exec", pod, "-c", "redis", "--", "sh", "-c", flood, namespace=release.namespace, timeout=300
+    ).stdout.strip()
+    assert out.startswith("refused "), out
+    written = int(out.split()[1]) - 1
+    try:
+        info = dict(line.split(":", 1) for line in release.redis_cli("INFO", "memory") if ":" in line)
+        used = int(info["used_memory"])
+        print(f"{written} MiB written before Redis refused; used_memory {used} of maxmemory {maxmemory}")
+        # refused when full, not before (a 1 MiB value takes 1.25 MiB in jemalloc's size classes), and not after
+        assert maxmemory * 0.9 <= used <= maxmemory + (2 << 20)
+        status = release.harness.kubectl_json(
+            "get", "pod", pod, kubeconfig=release.kubeconfig, namespace=release.namespace
+        )["status"]["containerStatuses"][0]
+        assert status["restartCount"] == 0 and not status.get("lastState"), status
+        with release.api() as client:
+            deadline = time.monotonic() + 30
+            while (response := client.post("/v1/executions", json={"code": "print(1)"})).status_code != 503:
+                assert time.monotonic() < deadline, f"the API still admits executions: {response.text}"
+                time.sleep(1)
+            assert "nearly full" in response.json()["detail"], response.text
+            release.redis_cli("DEL", *(f"flood:{i}" for i in range(1, written + 2)))
+            deadline = time.monotonic() + 30
+            while (
+                response := client.post("/v1/executions", params={"wait": 30}, json={"code": "print(2)"})
+            ).status_code == 503:
+                assert time.monotonic() < deadline, "the API still refuses after the store emptied"
+                time.sleep(1)
+            assert _finish(client, response.json())["stdout"] == "2\n"
+    finally:
+        release.redis_cli("DEL", *(f"flood:{i}" for i in range(1, 402)))
+
+
 def test_upgrade_keeps_generated_secrets(release):
-    before = (release.secret(f"{release.fullname}-api-keys", "api-keys"),
-              release.secret(f"{release.fullname}-redis", "redis-password"))
+    before = (
+        release.secret(f"{release.fullname}-api-keys", "api-keys"),
+        release.secret(f"{release.fullname}-redis", "redis-password"),
+    )
     release.helm_run("upgrade", release.name, str(CHART), *release.install_args())
-    after = (release.secret(f"{release.fullname}-api-keys", "api-keys"),
-             release.secret(f"{release.fullname}-redis", "redis-password"))
+    after = (
+        release.secret(f"{release.fullname}-api-keys", "api-keys"),
+        release.secret(f"{release.fullname}-redis", "redis-password"),
+    )
     assert after == before
-    release.kubectl("rollout", "status", f"deployment/{release.fullname}-api", "--timeout=120s",
-                    namespace=release.namespace, timeout=180)
+    release.kubectl(
+        "rollout",
+        "status",
+        f"deployment/{release.fullname}-api",
+        "--timeout=120s",
+        namespace=release.namespace,
+        timeout=180,
+    )
+
+
+def test_upgrade_that_would_change_the_claim_template_stops_with_advice(release):
+    generation = release.harness.kubectl_json(
+        "get", "statefulset", f"{release.fullname}-redis", kubeconfig=release.kubeconfig, namespace=release.namespace
+    )["metadata"]["generation"]
+    for extra, advice in (
+        (["--set", "redis.persistence.size=2Gi"], "was made with 1Gi"),
+        (["--set", "redis.persistence.enabled=false"], "keeps its data on a claim"),
+    ):
+        p = release.helm_run("upgrade", release.name, str(CHART), *release.install_args(), *extra, check=False)
+        assert p.returncode != 0 and advice in p.stderr, p.stderr
+    after = release.harness.kubectl_json(
+        "get", "statefulset", f"{release.fullname}-redis", kubeconfig=release.kubeconfig, namespace=release.namespace
+    )
+    assert after["metadata"]["generation"] == generation
 
 
 def test_uninstall_leaves_only_the_crd(release):
@@ -155,17 +456,22 @@ def test_uninstall_leaves_only_the_crd(release):
     release.installed = False
     kinds = "deployments,statefulsets,services,secrets,serviceaccounts,networkpolicies,roles,rolebindings,pods"
     deadline = time.monotonic() + 150  # pods terminate within their grace period (the worker's is 90 s)
-    while left := release.kubectl("get", kinds, "-l", "app.kubernetes.io/instance=e2e", "-o", "name",
-                                  namespace=release.namespace).stdout.split():
+    while left := release.kubectl(
+        "get", kinds, "-l", "app.kubernetes.io/instance=e2e", "-o", "name", namespace=release.namespace
+    ).stdout.split():
         assert time.monotonic() < deadline and all(n.startswith("pod/") for n in left), left
         time.sleep(2)
+    # the Redis claim outlives the release (redis.persistence.deleteOnUninstall is false by default)
+    claim = release.harness.kubectl_json(
+        "get", "pvc", f"data-{release.fullname}-redis-0", kubeconfig=release.kubeconfig, namespace=release.namespace
+    )
+    assert claim["status"]["phase"] == "Bound" and not claim["metadata"].get("ownerReferences")
     cluster_wide = release.kubectl("get", "clusterroles,clusterrolebindings", "-o", "name").stdout.split()
     assert not [n for n in cluster_wide if release.fullname in n], cluster_wide
     deadline = time.monotonic() + 180  # the sandbox namespace goes with the release (its Jobs with it)
     while release.kubectl("get", "namespace", release.sandbox, check=False).returncode == 0:
         assert time.monotonic() < deadline, f"namespace {release.sandbox} is still there"
         time.sleep(2)
-    crd = release.harness.kubectl_json("get", "crd", "executionrequests.executioner.dev",
-                                       kubeconfig=release.kubeconfig)
+    crd = release.harness.kubectl_json("get", "crd", "executionrequests.executioner.dev", kubeconfig=release.kubeconfig)
     assert crd["spec"]["names"]["shortNames"] == ["exr"]
     assert crd["spec"]["versions"][0]["name"] == "v1alpha1"

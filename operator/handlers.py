@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import kopf
+import redis
 from kubernetes import client
 
 from executioner.kube import kubernetes_api_client
@@ -142,7 +143,12 @@ async def mirror_status(
     conditions = list(status.get("conditions") or [])
     store: ExecutionStore = memo.store
     while not stopped:
-        execution = await blocking(store.wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
+        try:
+            execution = await blocking(store.wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
+        except (redis.ConnectionError, redis.TimeoutError):  # the store is restarting: keep following
+            log.warning("cannot reach the store to follow %s; retrying", execution_id)
+            await stopped.wait(MIRROR_WAIT_SECONDS)
+            continue
         if execution is None:
             await blocking(
                 patch_status,

@@ -197,7 +197,7 @@ if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$PAUSE_IMAGE" 
 fi
 
 # helper image of the local-path provisioner: the Debian base (base-image.sh) under its own name, imported once
-if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -qx "$LOCAL_PATH_HELPER_IMAGE"; then
+if ! ctr --address "$CTRD_SOCK" -n k8s.io images ls -q | grep -x "$LOCAL_PATH_HELPER_IMAGE" >/dev/null; then
   HA="$CACHE/images/local-path-helper-$DEBIAN_SUITE.tar"
   if [ ! -s "$HA" ]; then
     "$HERE/base-image.sh"

@@ -47,8 +47,9 @@ class Limits(BaseModel):
     memory_mb: int = Field(description="Memory limit in MiB.")
 
 
-class ExecutionPublic(BaseModel):
-    """An execution as users see it."""
+class ExecutionSummary(BaseModel):
+    """An execution in a list: what it is and how it ended, without its code, input or output
+    (read one execution for those), so a page stays small whatever the programs printed."""
 
     id: str
     status: Status
@@ -57,13 +58,18 @@ class ExecutionPublic(BaseModel):
     finished_at: datetime | None = None
     duration_ms: int | None = None
     exit_code: int | None = None
-    stdout: str = ""
-    stderr: str = ""
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     error: str | None = Field(None, description="Why the execution ended the way it did, when not obvious.")
     limits: Limits
     backend: str
+
+
+class ExecutionPublic(ExecutionSummary):
+    """An execution as users see it: the summary plus its code, input and output."""
+
+    stdout: str = ""
+    stderr: str = ""
     code: str = ""
     stdin: str = ""
     payload_expired: bool = Field(
@@ -101,24 +107,6 @@ class Execution(ExecutionPublic):
 
     def public(self) -> ExecutionPublic:
         return ExecutionPublic.model_validate(self.model_dump(exclude={"owner"}))
-
-
-class ExecutionSummary(BaseModel):
-    """An execution in a list: what it is and how it ended, without its code, input or output
-    (read one execution for those), so a page stays small whatever the programs printed."""
-
-    id: str
-    status: Status
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_ms: int | None = None
-    exit_code: int | None = None
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    error: str | None = None
-    limits: Limits
-    backend: str
 
 
 SUMMARY_FIELDS = tuple(ExecutionSummary.model_fields)

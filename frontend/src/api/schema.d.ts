@@ -105,7 +105,7 @@ export interface components {
         };
         /**
          * ExecutionPublic
-         * @description An execution as users see it.
+         * @description An execution as users see it: the summary plus its code, input and output.
          */
         ExecutionPublic: {
             /** Id */
@@ -125,16 +125,6 @@ export interface components {
             /** Exit Code */
             exit_code?: number | null;
             /**
-             * Stdout
-             * @default
-             */
-            stdout: string;
-            /**
-             * Stderr
-             * @default
-             */
-            stderr: string;
-            /**
              * Stdout Truncated
              * @default false
              */
@@ -152,6 +142,16 @@ export interface components {
             limits: components["schemas"]["Limits"];
             /** Backend */
             backend: string;
+            /**
+             * Stdout
+             * @default
+             */
+            stdout: string;
+            /**
+             * Stderr
+             * @default
+             */
+            stderr: string;
             /**
              * Code
              * @default
@@ -201,7 +201,10 @@ export interface components {
              * @default false
              */
             stderr_truncated: boolean;
-            /** Error */
+            /**
+             * Error
+             * @description Why the execution ended the way it did, when not obvious.
+             */
             error?: string | null;
             limits: components["schemas"]["Limits"];
             /** Backend */

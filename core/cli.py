@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import httpx
 
 from executioner.models import Execution, ExecutionPublic, Limits, Status, utcnow
 from executioner.settings import Settings
+from executioner.supervisor import Supervisor
 
 # Exit statuses when the program did not exit on its own (the timeout(1) convention where one exists).
 EXIT_STATUS = {Status.timed_out: 124, Status.memory_exceeded: 137, Status.cancelled: 130, Status.error: 125}
@@ -57,8 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout or settings.default_timeout_seconds,
         memory_mb=args.memory or settings.default_memory_mb,
     )
-    execution = Execution.new(code=read_text(args.file), stdin=read_text(args.stdin), limits=limits, backend="local",
-                              status=Status.running)
+    execution = Execution.new(
+        code=read_text(args.file), stdin=read_text(args.stdin), limits=limits, backend="local", status=Status.running
+    )
     outcome = LocalBackend(settings).run(execution)
     document = execution.model_copy(update={**outcome.model_dump(), "finished_at": utcnow()}).public()
     return report(document, args.json)
@@ -90,6 +91,17 @@ def free_port() -> int:
         return port
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now (SO_REUSEADDR, as Redis binds: TIME_WAIT does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def command_name(process: subprocess.Popen[bytes]) -> str:
     """What a child runs, for messages: the module after `-m` and its first argument, or the program."""
     args = [str(arg) for arg in process.args] if isinstance(process.args, list) else [str(process.args)]
@@ -110,71 +122,184 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
     raise RuntimeError(f"nothing listens on port {port} after {seconds:g} s")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace a file in one step, readable by its owner only (0600) from the moment it exists."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, path)
+
+
+class UpState:
+    """What `executioner up` keeps between runs in EXECUTIONER_STATE_DIR (0700):
+
+    up.lock         held while an `executioner up` uses the directory (one at a time)
+    redis.password  the private Redis's password (0600), made once
+    redis.port      its port, chosen once and kept while it is free
+    redis.conf      its configuration (0600: it holds the password), written at every start from the settings
+    redis/          its data: the append-only file (appendonlydir/)
+    """
+
+    OURS = frozenset({"up.lock", "redis.password", "redis.port", "redis.conf", "redis"})
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.stat().st_mode & 0o077:
+            # Tighten our own directory (or an empty one), never a directory that holds other things.
+            if any(path.name not in self.OURS for path in directory.iterdir()):
+                raise SystemExit(
+                    f"executioner: {directory} (EXECUTIONER_STATE_DIR) is readable by others and holds other files; "
+                    "give `up` a directory of its own"
+                )
+            directory.chmod(0o700)
+        (directory / "redis").mkdir(mode=0o700, exist_ok=True)
+        self._lock = open(directory / "up.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "?"
+            self._lock.close()
+            raise SystemExit(
+                f"executioner: another `executioner up` (pid {holder}) uses {directory}; stop it first, "
+                "or give this one its own EXECUTIONER_STATE_DIR"
+            ) from None
+        self._lock.truncate(0)
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
+
+    def close(self) -> None:
+        self._lock.close()  # releases the lock
+
+    def redis_password(self) -> str:
+        path = self.directory / "redis.password"
+        if path.exists():
+            password = path.read_text(encoding="utf-8").strip()
+            if password:
+                path.chmod(0o600)
+                return password
+        password = secrets.token_hex(16)
+        write_private(path, password + "\n")
+        return password
+
+    def redis_port(self) -> int:
+        """The port of the last run while it is free, otherwise a new free one (remembered for the next runs)."""
+        path = self.directory / "redis.port"
+        try:
+            saved: int | None = int(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = None
+        if saved is not None and 0 < saved < 65536 and port_is_free(saved):
+            return saved
+        port = free_port()
+        if saved is not None:
+            print(
+                f"executioner: 127.0.0.1:{saved} (from {path}) is taken; the private Redis moves to {port}", flush=True
+            )
+        write_private(path, f"{port}\n")
+        return port
+
+    def redis_config(self, port: int, password: str, maxmemory_mb: int) -> Path:
+        path = self.directory / "redis.conf"
+        write_private(
+            path,
+            f"""# Written by `executioner up` at every start (EXECUTIONER_* settings); edits here are overwritten.
+bind 127.0.0.1
+port {port}
+protected-mode yes
+requirepass {password}
+dir {self.directory / "redis"}
+# Nothing accepted may be lost, not even on a kill -9 of Redis or a power cut: every write reaches the disk
+# (fsync) before Redis answers. Locally the volume is small, so the cost is small; no RDB snapshots.
+appendonly yes
+appendfsync always
+save ""
+# Full means refusing writes (the API answers 503), never evicting a record or a queued execution.
+maxmemory {maxmemory_mb}mb
+maxmemory-policy noeviction
+daemonize no
+logfile ""
+loglevel warning
+""",
+        )
+        return path
+
+
+def redis_answers(port: int, password: str) -> bool:
+    """Whether the private Redis has loaded its data and answers."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis(
+        "127.0.0.1", port, password=password, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:  # refused, or still loading its append-only file
+        return False
+    finally:
+        client.close()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start Redis (unless EXECUTIONER_REDIS_URL is set), the worker and the API; stop them all on exit."""
+    """Start Redis (unless EXECUTIONER_REDIS_URL is set), the worker and the API; keep them running; stop them on
+    SIGINT/SIGTERM. The private Redis keeps its data in EXECUTIONER_STATE_DIR, so records survive a restart."""
     settings = Settings()
     env = dict(os.environ)
-    children: list[subprocess.Popen[bytes]] = []
-    runtime = Path(tempfile.mkdtemp(prefix="executioner-up-"))
-
-    def stop_all() -> None:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in reversed(children):
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        shutil.rmtree(runtime, ignore_errors=True)
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    supervisor = Supervisor()
+    notes: list[str] = []
+    state: UpState | None = None
     try:
         if "EXECUTIONER_REDIS_URL" not in os.environ:
             redis_server = shutil.which("redis-server")
             if not redis_server:
                 raise SystemExit("executioner: redis-server is not installed (apt-get install redis-server)")
-            port, password = free_port(), secrets.token_hex(16)
-            redis = subprocess.Popen(
-                [redis_server, "--bind", "127.0.0.1", "--port", str(port), "--requirepass", password,
-                 "--save", "", "--appendonly", "no", "--dir", str(runtime), "--loglevel", "warning"],
+            state = UpState(Path(settings.state_dir).expanduser())
+            port, password = state.redis_port(), state.redis_password()
+            config = state.redis_config(port, password, settings.local_redis_maxmemory_mb)
+            supervisor.add(
+                "redis",
+                [redis_server, str(config)],
+                port=port,
+                ready=lambda: redis_answers(port, password),
+                advice=f"redis-server's own messages above say why; its data is in {state.directory / 'redis'}",
             )
-            children.append(redis)
-            wait_for_port(port, redis)
             env["EXECUTIONER_REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
-            print(f"executioner: started a private redis-server on 127.0.0.1:{port}", flush=True)
+            notes.append(
+                f"started a private redis-server on 127.0.0.1:{port}; its data lives in {state.directory} "
+                "(delete that directory to start empty)"
+            )
         if settings.backend == "kubernetes":
             from executioner.kube import kubernetes_api_client
             from executioner.operator.prerequisites import ensure_prerequisites
 
             for created in ensure_prerequisites(kubernetes_api_client(), settings.sandbox_namespace):
                 print(f"executioner: created {created}", flush=True)
-        python = sys.executable
-        executioner = [python, "-P", "-m", "executioner.cli"]
-        children.append(subprocess.Popen([*executioner, "worker", "--log-level", args.log_level], env=env))
+        executioner = [sys.executable, "-P", "-m", "executioner.cli"]
+        supervisor.add("worker", [*executioner, "worker", "--log-level", args.log_level], env=env)
         if settings.backend == "kubernetes":
-            children.append(subprocess.Popen([*executioner, "operator", "--log-level", args.log_level], env=env))
-        api = subprocess.Popen(
-            [python, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory",
-             "--host", settings.host, "--port", str(settings.port), "--log-level", args.log_level.lower(),
-             "--no-access-log"],
-            env=env,
-        )
-        children.append(api)
-        wait_for_port(settings.port, api)
-        print(f"executioner: serving http://{settings.host}:{settings.port} (backend: {settings.backend})", flush=True)
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        failed = next(child for child in children if child.poll() is not None)
-        print(f"executioner: {command_name(failed)} stopped; shutting down", file=sys.stderr)
-        return 1
+            supervisor.add("operator", [*executioner, "operator", "--log-level", args.log_level], env=env)
+        api = [sys.executable, "-P", "-m", "uvicorn", "executioner.api.main:create_app", "--factory"]
+        api += ["--host", settings.host, "--port", str(settings.port), "--log-level", args.log_level.lower()]
+        # Where to look for the API: the address it binds, or loopback when it binds every address.
+        api_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)
+        supervisor.add("api", [*api, "--no-access-log"], env=env, port=settings.port, host=api_host)
+        notes.append(f"serving http://{settings.host}:{settings.port} (backend: {settings.backend})")
+
+        def ready() -> None:
+            for note in notes:
+                print(f"executioner: {note}", flush=True)
+
+        return supervisor.run(on_ready=ready)
     except KeyboardInterrupt:
         return 0
-    except RuntimeError as exc:
-        print(f"executioner: {exc}", file=sys.stderr)
-        return 1
     finally:
-        stop_all()
+        if state:
+            state.close()
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -182,8 +307,15 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings()
-    uvicorn.run("executioner.api.main:create_app", factory=True, host=settings.host, port=settings.port,
-                log_level=args.log_level.lower(), access_log=False, proxy_headers=True)
+    uvicorn.run(
+        "executioner.api.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+    )
     return 0
 
 
@@ -191,8 +323,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in the foreground (the container image's `worker` command)."""
     from executioner.worker.celery_app import app
 
-    app.worker_main(["worker", "--loglevel", args.log_level, "--without-gossip", "--without-mingle",
-                     "-n", f"executioner@{socket.gethostname()}"])
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel",
+            args.log_level,
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"executioner@{socket.gethostname()}",
+        ]
+    )
     return 0
 
 
@@ -224,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--api-key", default=os.environ.get("EXECUTIONER_API_KEY"), help="or EXECUTIONER_API_KEY")
     submit.set_defaults(handler=cmd_submit)
 
-    up = commands.add_parser("up", help="start Redis, the worker and the API (and the operator in kubernetes mode)")
+    up = commands.add_parser(
+        "up", help="start and supervise Redis, the worker and the API (and the operator in kubernetes mode)"
+    )
     up.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     up.set_defaults(handler=cmd_up)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import redis
 
 from helpers.stack import free_port
 
@@ -23,7 +26,9 @@ def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.
 
 def test_run_prints_output_and_mirrors_the_exit_status(tmp_path):
     program = tmp_path / "prog.py"
-    program.write_text("import sys\nprint('out:', sys.stdin.read().strip())\nprint('err', file=sys.stderr)\nsys.exit(7)\n")
+    program.write_text(
+        "import sys\nprint('out:', sys.stdin.read().strip())\nprint('err', file=sys.stderr)\nsys.exit(7)\n"
+    )
     stdin = tmp_path / "in.txt"
     stdin.write_text("data\n")
     result = cli("run", str(program), "--stdin", str(stdin))
@@ -76,28 +81,102 @@ def test_submit_reports_api_errors(stack, tmp_path):
     assert "413" in result.stderr
 
 
-def test_up_serves_the_whole_stack_with_a_private_redis(tmp_path):
-    """What `make up` runs: a private Redis, the worker, the API and the web UI; all gone after SIGTERM."""
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                raw = bytes.fromhex(address)
+                packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # host-order words
+                found.add(socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed))
+    return found
+
+
+def test_up_serves_the_whole_stack_with_a_private_redis_that_keeps_its_data(tmp_path):
+    """What `make up` runs: a private Redis keeping its data in the state dir (append-only, fsync always, no RDB,
+    capped memory, 127.0.0.1 only, password and port kept 0600), the worker, the API and the web UI; one `up` per
+    state dir; everything gone after SIGTERM."""
     port = free_port()
+    state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
-    env["EXECUTIONER_PORT"] = str(port)
+    env.update(EXECUTIONER_PORT=str(port), EXECUTIONER_STATE_DIR=str(state), EXECUTIONER_LOCAL_REDIS_MAXMEMORY_MB="64")
     log = tmp_path / "up.log"
     with open(log, "wb") as output:
-        up = subprocess.Popen([EXECUTIONER, "up"], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        up = subprocess.Popen(
+            [EXECUTIONER, "up"], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while "serving http" not in log.read_text() and time.monotonic() < deadline:
             assert up.poll() is None, log.read_text()
             time.sleep(0.1)
-        assert "started a private redis-server" in log.read_text()
+        redis_port = int((state / "redis.port").read_text())
+        assert f"started a private redis-server on 127.0.0.1:{redis_port}; its data lives in {state}" in log.read_text()
         assert "the API is open" in log.read_text()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as api:
             doc = api.post("/v1/executions", params={"wait": 30}, json={"code": "print('up and running')"}).json()
             assert doc["status"] == "succeeded" and doc["stdout"] == "up and running\n"
             page = api.get("/")
-            assert page.status_code == 200 and "<div id=\"root\"" in page.text
+            assert page.status_code == 200 and '<div id="root"' in page.text
+
+        assert stat.S_IMODE(state.stat().st_mode) == 0o700
+        for name in ("redis.password", "redis.port", "redis.conf"):
+            assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name
+        assert listening_addresses(redis_port) == {"127.0.0.1"}
+        password = (state / "redis.password").read_text().strip()
+        assert password not in subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+        with redis.Redis(port=redis_port, password=password, decode_responses=True) as client:
+            config = {
+                key: client.config_get(key)[key]
+                for key in ("appendonly", "appendfsync", "save", "maxmemory", "maxmemory-policy")
+            }
+            assert config == {
+                "appendonly": "yes",
+                "appendfsync": "always",
+                "save": "",
+                "maxmemory": str(64 << 20),
+                "maxmemory-policy": "noeviction",
+            }
+            assert client.config_get("dir")["dir"] == str(state / "redis")
+        assert list((state / "redis" / "appendonlydir").iterdir())
+
+        second = cli("up", env={**env, "EXECUTIONER_PORT": str(free_port())}, timeout=60)
+        assert second.returncode == 1
+        assert f"another `executioner up` (pid {up.pid}) uses {state}" in second.stderr
     finally:
         os.killpg(up.pid, signal.SIGTERM)
-        up.wait(timeout=30)
-    leftover = subprocess.run(["pgrep", "-s", str(up.pid)], capture_output=True, text=True).stdout
+        up.wait(timeout=60)
+    assert up.returncode == 0, log.read_text()[-3000:]
+    leftover = subprocess.run(["pgrep", "-a", "-s", str(up.pid)], capture_output=True, text=True).stdout
+    assert leftover == ""
+
+
+def test_up_refuses_to_start_when_the_api_port_is_taken(tmp_path):
+    """Another program listens on EXECUTIONER_PORT: `up` says so and exits 1 instead of announcing a stack it
+    does not serve, and leaves nothing running."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+        env.update(EXECUTIONER_PORT=str(port), EXECUTIONER_STATE_DIR=str(tmp_path / "state"))
+        log = tmp_path / "up.log"
+        with open(log, "wb") as output:
+            up = subprocess.Popen(
+                [EXECUTIONER, "up"], env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        try:
+            status = up.wait(timeout=60)
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait()
+    output = log.read_text()
+    assert status == 1, output[-3000:]
+    assert f"executioner: cannot start api: 127.0.0.1:{port} is in use by another program" in output
+    assert "serving http" not in output
+    leftover = subprocess.run(["pgrep", "-a", "-s", str(up.pid)], capture_output=True, text=True).stdout
     assert leftover == ""

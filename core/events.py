@@ -22,6 +22,8 @@ from executioner.store import ExecutionStore, decode_record
 
 log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
+POLL_SECONDS = 1.0
+CLOSE_SECONDS = 2.0
 REDIS_CONNECTIONS = 32
 
 
@@ -49,8 +51,9 @@ class ExecutionEvents:
     async def close(self) -> None:
         if self._listener:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            # Bounded: a listener stuck in a socket read must not keep the process from exiting.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._listener, CLOSE_SECONDS)
         await self.redis.aclose()
         await self._pool.disconnect()
 
@@ -107,8 +110,10 @@ class ExecutionEvents:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.psubscribe(prefix + "*")
                     self._wake_all()  # anything published while we were away: waiters re-read
-                    async for message in pubsub.listen():
-                        self._dispatch(message, prefix)
+                    while True:  # polled with a timeout rather than listen(), so cancelling always lands
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
+                        if message is not None:
+                            self._dispatch(message, prefix)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -26,6 +26,7 @@ def test_up_in_kubernetes_mode_creates_what_is_missing_and_runs_code(kubeconfig,
         EXECUTIONER_SANDBOX_NAMESPACE=namespace,
         EXECUTIONER_SANDBOX_IMAGE=sandbox_image,
         EXECUTIONER_PORT=str(port),
+        EXECUTIONER_STATE_DIR=str(tmp_path / "state"),  # never a developer's own state
         KUBECONFIG=kubeconfig,
     )
     with open(tmp_path / "up.log", "wb") as log:

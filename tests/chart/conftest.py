@@ -1,6 +1,7 @@
 """Fixtures for the chart tests: the pinned helm, a `render` helper (helm template -> list of dicts) and
 `chart_images` (the chart's images loaded into the cluster). The real-cluster fixtures (kubeconfig, namespace,
 cluster_harness) come from tests/conftest.py."""
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,9 @@ class Renderer:
     def __init__(self, helm: str):
         self.helm = helm
 
-    def run(self, *args: str, values: dict | None = None, release="executioner", namespace="executioner",
-            check=True) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, values: dict | None = None, release="executioner", namespace="executioner", check=True
+    ) -> subprocess.CompletedProcess:
         cmd = [self.helm, "template", release, str(CHART), "--namespace", namespace, *args]
         text = yaml.safe_dump(values) if values else None
         if text:
@@ -88,8 +90,16 @@ def chart_images(kubeconfig, cluster_harness) -> None:
         return
     if not (REPO / "frontend" / "dist" / "index.html").exists():
         subprocess.run(["make", "frontend"], cwd=REPO, check=True, timeout=900)
-    for kind, ref in (("app", f"executioner/app:{APP_VERSION}"), ("sandbox", f"executioner/sandbox:{APP_VERSION}"),
-                      ("redis", "executioner/redis:7.0-local")):
-        p = subprocess.run([str(REPO / "hack" / "chart" / "image.sh"), kind, ref], cwd=REPO,
-                           capture_output=True, text=True, timeout=1800)
+    for kind, ref in (
+        ("app", f"executioner/app:{APP_VERSION}"),
+        ("sandbox", f"executioner/sandbox:{APP_VERSION}"),
+        ("redis", "executioner/redis:7.0-local"),
+    ):
+        p = subprocess.run(
+            [str(REPO / "hack" / "chart" / "image.sh"), kind, ref],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         assert p.returncode == 0, f"building {ref} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"

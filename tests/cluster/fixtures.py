@@ -18,6 +18,7 @@ Stable fixture API (other test folders reuse it):
 They are registered for every test folder by tests/conftest.py (tests/ is on sys.path, so this module
 and the harness import as `cluster.fixtures` and `cluster.harness`).
 """
+
 from __future__ import annotations
 
 import os

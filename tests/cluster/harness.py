@@ -19,6 +19,7 @@
 Environment: KUBECONFIG (use that cluster), CI=true (a cluster that cannot start is an error, never a skip),
 EXECUTIONER_LOCAL_CLUSTER=1 (ignore KUBECONFIG and use the local cluster).
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,13 @@ def kubectl_bin() -> str:
 
 def tool_path(tool: str) -> str:
     """Path of a pinned cluster tool (kubectl, helm, kube-apiserver, ...), built and cached on first use."""
-    p = subprocess.run([str(HACK / "tool-path.sh"), tool], capture_output=True, text=True, timeout=3600,
-                       env=dict(os.environ, PATH=f"/usr/local/go/bin:{os.environ.get('PATH', '')}"))
+    p = subprocess.run(
+        [str(HACK / "tool-path.sh"), tool],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=dict(os.environ, PATH=f"/usr/local/go/bin:{os.environ.get('PATH', '')}"),
+    )
     if p.returncode != 0:
         raise ClusterUnavailable(f"cannot get {tool}: {p.stderr[-2000:]}")
     return p.stdout.strip()
@@ -138,7 +144,8 @@ def ensure_cluster() -> str:
     lines = [ln for ln in p.stdout.strip().splitlines() if ln.strip()]
     if p.returncode != 0 or not lines or not lines[-1].startswith("KUBECONFIG="):
         raise ClusterUnavailable(
-            f"hack/cluster/up.sh failed (exit {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
+            f"hack/cluster/up.sh failed (exit {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}"
+        )
     _cached_kubeconfig = lines[-1].split("=", 1)[1]
     return _cached_kubeconfig
 
@@ -173,20 +180,42 @@ def make_namespace(kubeconfig, prefix="t", labels=None, pod_security="restricted
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": lab}}, kubeconfig)
     # the ServiceAccount admission needs the namespace's default service account before pods can be created
     wait(kubeconfig, None, f"namespace/{name}", "jsonpath={.status.phase}=Active", timeout=30)
-    kubectl("wait", "--for=create", "serviceaccount/default", "--timeout=60s", kubeconfig=kubeconfig,
-            namespace=name, timeout=90)
+    kubectl(
+        "wait",
+        "--for=create",
+        "serviceaccount/default",
+        "--timeout=60s",
+        kubeconfig=kubeconfig,
+        namespace=name,
+        timeout=90,
+    )
     return name
 
 
 def delete_namespace(kubeconfig, name, wait=False):
-    kubectl("delete", "namespace", name, "--ignore-not-found", f"--wait={'true' if wait else 'false'}",
-            kubeconfig=kubeconfig, check=False, timeout=300)
+    kubectl(
+        "delete",
+        "namespace",
+        name,
+        "--ignore-not-found",
+        f"--wait={'true' if wait else 'false'}",
+        kubeconfig=kubeconfig,
+        check=False,
+        timeout=300,
+    )
 
 
 def wait(kubeconfig, namespace, resource, condition, timeout=120):
     """kubectl wait --for=<condition> <resource>; raises CalledProcessError (with stderr) on timeout."""
-    return kubectl("wait", f"--for={condition}", resource, f"--timeout={int(timeout)}s",
-                   kubeconfig=kubeconfig, namespace=namespace, timeout=timeout + 30)
+    return kubectl(
+        "wait",
+        f"--for={condition}",
+        resource,
+        f"--timeout={int(timeout)}s",
+        kubeconfig=kubeconfig,
+        namespace=namespace,
+        timeout=timeout + 30,
+    )
 
 
 def pod_logs(kubeconfig, namespace, pod) -> str:
@@ -195,8 +224,12 @@ def pod_logs(kubeconfig, namespace, pod) -> str:
 
 def build_image(context, dockerfile, name) -> str:
     """Build an image with buildah and load it into the local cluster's containerd; returns the full name."""
-    p = subprocess.run([str(HACK / "build-image.sh"), str(context), str(dockerfile), name],
-                       capture_output=True, text=True, timeout=1800)
+    p = subprocess.run(
+        [str(HACK / "build-image.sh"), str(context), str(dockerfile), name],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if p.returncode != 0:
         raise RuntimeError(f"build-image.sh failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
     return p.stdout.strip().splitlines()[-1]
@@ -217,18 +250,29 @@ def restricted_pod_spec(image, command, *, memory="64Mi", restart="Never", autom
         "automountServiceAccountToken": automount,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 1,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [{
-            "name": "main",
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": list(command),
-            "resources": {"limits": {"memory": memory, "cpu": "500m"},
-                          "requests": {"memory": memory, "cpu": "10m"}},
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}},
-        }],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "main",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": list(command),
+                "resources": {
+                    "limits": {"memory": memory, "cpu": "500m"},
+                    "requests": {"memory": memory, "cpu": "10m"},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
     }
     spec.update(extra)
     return spec

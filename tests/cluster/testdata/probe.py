@@ -6,6 +6,7 @@ Tries every target (1.5 s connect timeout) until all of them match the expectati
 one JSON object {"HOST:PORT": "open" | "refused" | "timeout" | "error:..."} and exits 0. "closed" means anything but
 "open". Retrying inside the pod absorbs the moment a policy enforcer needs to program a new pod.
 """
+
 import argparse
 import json
 import socket

@@ -153,7 +153,17 @@ class LocalBackend:
         if os.geteuid() == 0:
             # bubblewrap itself runs as the unprivileged sandbox user. setpriv rather than a
             # preexec_fn: Python then spawns with vfork, about 10 ms faster per execution.
-            argv += ["setpriv", f"--reuid={s.sandbox_uid}", f"--regid={s.sandbox_gid}", "--clear-groups", "--"]
+            # --pdeathsig: bubblewrap dies with the worker even while it waits at the cgroup gate, before its own
+            # --die-with-parent is in force (a worker killed in that window once left it waiting forever).
+            argv += [
+                "setpriv",
+                f"--reuid={s.sandbox_uid}",
+                f"--regid={s.sandbox_gid}",
+                "--clear-groups",
+                "--pdeathsig",
+                "KILL",
+                "--",
+            ]
         argv += [bwrap]
         if gate:
             argv += ["--info-fd", str(gate[0]), "--block-fd", str(gate[1])]

@@ -22,6 +22,7 @@ BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 1
 HISTOGRAMS = {
     "execution_duration_seconds": "How long programs ran, as the runner measured it.",
     "queue_wait_seconds": "From acceptance until a worker started the execution.",
+    "sandbox_start_seconds": "From a worker asking for a sandbox until the program in it started.",
     "sandbox_overhead_seconds": "A run's time outside the program: starting and tearing down its sandbox.",
 }
 SEPARATOR = "|"

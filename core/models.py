@@ -135,6 +135,8 @@ class Outcome(BaseModel):
     stderr_truncated: bool = False
     duration_ms: int | None = None
     error: str | None = None
+    # When the runner started the program (Unix time): for the start-latency metric, never stored in the record.
+    program_started_at: float | None = Field(None, exclude=True)
 
     @classmethod
     def cancelled(cls, reason: str = CANCELLED_BY_REQUEST) -> Outcome:

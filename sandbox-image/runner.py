@@ -284,6 +284,7 @@ def run(args: Options) -> dict:
 
     program = os.path.abspath(args.code)
     started = time.monotonic()
+    started_at = time.time()  # wall clock: the worker compares it with when it asked for the sandbox
     pid = os.fork()
     if pid == 0:  # child
         try:
@@ -365,6 +366,7 @@ def run(args: Options) -> dict:
         "stdout_truncated": out.truncated,
         "stderr_truncated": err.truncated,
         "duration_ms": duration_ms,
+        "program_started_at": started_at,
         "error": error,
     }
 

@@ -54,10 +54,11 @@ def execute(
         return "duplicate"
     log.info("running execution %s on %s", execution_id, backend.name, extra={"execution_id": execution_id})
     with active.holding(execution_id, lease_owner):  # held until the result is recorded, not just run
+        asked_at = time.time()
         outcome = _run(backend, execution)
         recorded = _finish_despite_outages(store, execution_id, outcome, settings.store_outage_seconds)
     if recorded:
-        _record_timings(store, backend.name, execution, started_at, outcome)
+        _record_timings(store, backend.name, execution, started_at, asked_at, outcome)
     try:
         backend.cleanup(execution_id)
     except Exception:
@@ -90,7 +91,7 @@ def _finish_despite_outages(store: ExecutionStore, execution_id: str, outcome: O
 
 
 def _record_timings(
-    store: ExecutionStore, backend: str, execution: Execution, started_at: datetime, outcome: Outcome
+    store: ExecutionStore, backend: str, execution: Execution, started_at: datetime, asked_at: float, outcome: Outcome
 ) -> None:
     """The run's timings for the deployment's histograms; metrics must never fail an execution."""
     wall = (utcnow() - started_at).total_seconds()
@@ -98,6 +99,8 @@ def _record_timings(
     if outcome.duration_ms is not None:
         timings["execution_duration_seconds"] = outcome.duration_ms / 1000
         timings["sandbox_overhead_seconds"] = max(0.0, wall - outcome.duration_ms / 1000)
+    if outcome.program_started_at is not None:  # clocks of different nodes may disagree a little: never negative
+        timings["sandbox_start_seconds"] = max(0.0, outcome.program_started_at - asked_at)
     try:
         record_run(store.redis, backend, timings)
     except Exception:

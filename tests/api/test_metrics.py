@@ -33,6 +33,10 @@ def test_metrics_describe_executions_timings_queue_store_and_refusals(tmp_path):
         # Two runs finished and were timed (the third may still be running).
         assert samples["executioner_execution_duration_seconds_count"][(("backend", "local"),)] >= 2
         assert samples["executioner_sandbox_overhead_seconds_count"][(("backend", "local"),)] >= 2
+        starts = samples["executioner_sandbox_start_seconds_count"][(("backend", "local"),)]
+        assert starts >= 2
+        # A local sandbox starts in tens of milliseconds: the mean is far below a second.
+        assert 0 < samples["executioner_sandbox_start_seconds_sum"][(("backend", "local"),)] / starts < 1
         assert samples["executioner_queue_wait_seconds_bucket"][(("backend", "local"), ("le", "+Inf"))] >= 2
         assert samples["executioner_refusals_total"][(("reason", "rate_limit"),)] == 1
         assert samples["executioner_store_max_memory_bytes"][()] == 64 * 1024 * 1024

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def test_default_render_has_every_component(render, default):
     assert kinds == sorted(
         [
             "ClusterRole/executioner-executioner-operator",
+            "ClusterRole/executioner-executioner-executionrequests-edit",
+            "ClusterRole/executioner-executioner-executionrequests-view",
             "ClusterRoleBinding/executioner-executioner-operator",
             "Deployment/executioner-api",
             "Deployment/executioner-operator",
@@ -536,8 +539,9 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         ("", "pods/log"): {"get"},
         ("", "secrets"): {"list", "delete"},
     }
-    # the only cluster-wide grant: the operator's, for what cannot be namespaced
-    [cluster_role] = render.find(default, "ClusterRole")
+    # the only cluster-wide grant to a component: the operator's, for what cannot be namespaced (the other
+    # ClusterRoles are bound to no one: they aggregate into the built-in edit/admin/view roles)
+    [cluster_role] = render.find(default, "ClusterRole", "executioner-executioner-operator")
     assert _rules(cluster_role) == {
         ("executioner.dev", "executionrequests"): {"get", "list", "watch", "patch", "update"},
         ("executioner.dev", "executionrequests/status"): {"get", "patch", "update"},
@@ -572,7 +576,8 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         "executioner-redis": False,
     }
     without = render(values={"operator": {"enabled": False}})
-    assert not render.find(without, "ClusterRole") and not render.find(without, "ClusterRoleBinding")
+    assert not render.find(without, "ClusterRole", "executioner-executioner-operator")
+    assert not render.find(without, "ClusterRoleBinding")
     assert [d["metadata"]["name"] for d in render.find(without, "Role")] == ["executioner-worker"]
 
 
@@ -669,3 +674,71 @@ def test_values_schema_is_strict():
     assert schema["additionalProperties"] is False
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(values) <= set(schema["properties"])
+
+
+def test_executionrequest_access_is_aggregated_into_the_default_roles(render, default):
+    roles = {d["metadata"]["name"]: d for d in render.find(default, "ClusterRole")}
+    edit = roles["executioner-executioner-executionrequests-edit"]
+    view = roles["executioner-executioner-executionrequests-view"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        aggregate + "edit": "true",
+        aggregate + "admin": "true",
+    }
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        aggregate + "view": "true"
+    }
+
+    def verbs(role, resource):
+        return {
+            v
+            for rule in role["rules"]
+            if rule["apiGroups"] == ["executioner.dev"] and resource in rule["resources"]
+            for v in rule["verbs"]
+        }
+
+    assert verbs(edit, "executionrequests") == {"create", "delete", "get", "list", "watch", "update", "patch"}
+    assert verbs(edit, "executionrequests/status") == {"get"}
+    assert verbs(view, "executionrequests") == {"get", "list", "watch"}
+    assert verbs(view, "executionrequests/status") == {"get"}
+    # nothing else: no other group or resource leaks into the built-in roles
+    for role in (edit, view):
+        assert {r for rule in role["rules"] for r in rule["resources"]} <= {
+            "executionrequests",
+            "executionrequests/status",
+        }
+    off = render(values={"rbac": {"aggregateToDefaultRoles": False}})
+    assert [d["metadata"]["name"] for d in render.find(off, "ClusterRole")] == ["executioner-executioner-operator"]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_pods_carry_a_checksum_of_their_secrets(render, variant):
+    docs = render(values=VARIANTS[variant])
+    deployments = render.find(docs, "Deployment")
+    assert deployments
+    for d in deployments:
+        annotations = d["spec"]["template"]["metadata"]["annotations"]
+        assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/secrets"]), d["metadata"]["name"]
+
+
+def test_secrets_checksum_follows_the_rendered_secrets_and_keeps_pod_annotations(render):
+    def checksums(values):
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]
+            for d in render.find(render(values=values), "Deployment")
+        }
+
+    # the external Redis URL is a rendered Secret with no random part: same values, same hash; a new URL, a new hash
+    external = {
+        "redis": {"enabled": False, "externalUrl": "redis://:one@redis.example:6379/0"},
+        "auth": {"enabled": False},
+    }
+    first, again = checksums(external), checksums(external)
+    assert first == again
+    changed = checksums({**external, "redis": {"enabled": False, "externalUrl": "redis://:two@redis.example:6379/0"}})
+    for name in first:
+        assert changed[name]["checksum/secrets"] != first[name]["checksum/secrets"], name
+    # a user's pod annotations stay beside it
+    mine = checksums({**external, "api": {"podAnnotations": {"example.com/team": "a"}}})
+    assert mine["executioner-api"]["example.com/team"] == "a"
+    assert mine["executioner-api"]["checksum/secrets"] == first["executioner-api"]["checksum/secrets"]

@@ -229,3 +229,31 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* checksum/secrets of a component's pods: the Secrets the chart renders (secret.yaml) and the live data of every
+existingSecret the component reads (lookup; empty under `helm template`), so a `helm upgrade` after a key or
+password changed rolls the pods. Argument: (list $ "<component>"). */}}
+{{- define "executioner.secretsChecksum" -}}
+{{- $root := index . 0 }}{{ $component := index . 1 -}}
+{{- $existing := list }}
+{{- if and (eq $component "api") $root.Values.auth.enabled $root.Values.auth.existingSecret }}
+{{- $existing = append $existing $root.Values.auth.existingSecret }}
+{{- end }}
+{{- if and $root.Values.redis.enabled $root.Values.redis.auth.existingSecret }}
+{{- $existing = append $existing $root.Values.redis.auth.existingSecret }}
+{{- end }}
+{{- $live := dict }}
+{{- range $existing }}
+{{- $secret := lookup "v1" "Secret" $root.Release.Namespace . | default dict }}
+{{- $_ := set $live . ($secret.data | default dict) }}
+{{- end }}
+{{- /* only the Secrets' names and data: a label change (a new chart version) rolls nothing */}}
+{{- $rendered := dict }}
+{{- range splitList "\n---" (include (print $root.Template.BasePath "/secret.yaml") $root) }}
+{{- $doc := fromYaml . }}
+{{- if $doc.metadata }}
+{{- $_ := set $rendered $doc.metadata.name (list ($doc.data | default dict) ($doc.stringData | default dict)) }}
+{{- end }}
+{{- end }}
+{{- toJson (dict "rendered" $rendered "existing" $live) | sha256sum }}
+{{- end }}

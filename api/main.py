@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.util
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +16,8 @@ import redis
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from executioner.admission import Admission
@@ -49,6 +54,50 @@ def document_open_access(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI documents replacing openapi() this way
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def swagger_ui_assets() -> Path:
+    """Swagger UI's JS, CSS and icon from the fastapi-swagger package (its own files, nothing fetched at run time)."""
+    spec = importlib.util.find_spec("fastapi_swagger")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the fastapi-swagger package (Swagger UI's files) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "resources"
+
+
+def mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with every file from the API itself (air-gapped clusters reach no CDN), under a CSP that
+    allows only those files and the page's one inline script (by its hash)."""
+    assert app.openapi_url is not None
+    page = get_swagger_ui_html(
+        openapi_url=app.openapi_url,
+        title=f"{app.title} - Swagger UI",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        oauth2_redirect_url="/docs/oauth2-redirect",
+        # no badge from the public validator service
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body
+    page = bytes(page)
+    inline = [m.encode() for m in re.findall(r"<script>(.*?)</script>", page.decode(), re.S)]
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in inline)
+    csp = (
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(page, headers={"content-security-policy": csp})
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -70,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Run untrusted Python in disposable sandboxes; only the output comes back.",
         version="0.1.0",
         lifespan=lifespan,
+        # served by mount_docs from the API's own files
+        docs_url=None,
     )
     app.state.settings = settings
     app.state.store = ExecutionStore.from_settings(settings)
@@ -81,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(executions_router(settings))
+    mount_docs(app)
 
     @app.exception_handler(redis.RedisError)
     async def store_unavailable(_request: Request, exc: redis.RedisError) -> JSONResponse:

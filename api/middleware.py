@@ -13,7 +13,8 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-# The web UI loads only its own files; /docs needs the Swagger UI's CDN, so it is left out.
+# The web UI loads only its own files. /docs sets its own (the same, plus its inline script's hash); /redoc, which
+# still loads ReDoc from a CDN, gets none.
 UI_CSP = (
     b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     b"connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"

@@ -49,10 +49,46 @@ def read_text(path: str | None) -> str:
     return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
 
 
+def local_enforcement_or_exit(settings: Settings, who: str, announce: bool = False) -> None:
+    """Fail closed before running anything: refuse (exit 2) when the sandbox's limits cannot be enforced, and say
+    so on standard error when they are weak."""
+    from executioner.worker.backends.local import enforcement, refusal_message
+
+    found = enforcement(settings)
+    if not found.runs:
+        print(f"executioner: {who}: {refusal_message(found)}", file=sys.stderr)
+        raise SystemExit(2)
+    if announce or found.mode == "rlimit":
+        print(f"executioner: {who}: limits: {found.describe()}", file=sys.stderr, flush=True)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print how this user's sandboxes would be limited here, and the bubblewrap in use; exit 2 if they cannot run."""
+    from executioner.worker.backends.local import LocalBackend, enforcement, refusal_message
+
+    settings = Settings()
+    found = enforcement(settings)
+    print(f"user: uid {os.geteuid()}")
+    print(f"limits: {found.describe()}")
+    try:
+        bwrap = LocalBackend(settings).bwrap()
+        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        print(f"bubblewrap: {bwrap} ({version or 'unknown version'})")
+    except Exception as exc:  # noqa: BLE001 - report, never crash the diagnosis
+        print(f"bubblewrap: unavailable: {exc}")
+        return 2
+    if not found.runs:
+        print(f"status: {refusal_message(found)}")
+        return 2
+    print("status: ok" if found.mode != "rlimit" else "status: running with weak limits")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from executioner.worker.backends.local import LocalBackend  # the sandbox itself, loaded only to run
 
     settings = Settings()
+    local_enforcement_or_exit(settings, "run")
     limits = Limits(
         timeout_seconds=args.timeout or settings.default_timeout_seconds,
         memory_mb=args.memory or settings.default_memory_mb,
@@ -323,6 +359,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in the foreground (the container image's `worker` command)."""
     from executioner.worker.celery_app import app
 
+    settings = Settings()
+    if settings.backend == "local":
+        local_enforcement_or_exit(settings, "worker", announce=True)
     app.worker_main(
         [
             "worker",
@@ -358,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run a file in the local sandbox, without a server")
     add_limits(run)
     run.set_defaults(handler=cmd_run)
+
+    doctor = commands.add_parser("doctor", help="show how the local sandbox's limits are enforced for this user")
+    doctor.set_defaults(handler=cmd_doctor)
 
     submit = commands.add_parser("submit", help="send a file to a running API and print the result")
     add_limits(submit)

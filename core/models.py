@@ -75,6 +75,12 @@ class ExecutionPublic(ExecutionSummary):
     payload_expired: bool = Field(
         False, description="code, stdin, stdout and stderr were dropped (EXECUTIONER_PAYLOAD_RETENTION_SECONDS)."
     )
+    limits_enforced: str | None = Field(
+        None,
+        description='How the sandbox\'s memory and process limits were enforced: "cgroup" (a memory and pids cgroup '
+        'per execution) or "rlimit" (resource limits only, weaker) on the local backend; unset before it ran and on '
+        "kubernetes (the pod's own limits).",
+    )
 
 
 class Execution(ExecutionPublic):
@@ -135,6 +141,8 @@ class Outcome(BaseModel):
     stderr_truncated: bool = False
     duration_ms: int | None = None
     error: str | None = None
+    # "cgroup" or "rlimit": how the local backend held the sandbox to its limits (kept in the record).
+    limits_enforced: str | None = None
     # When the runner started the program (Unix time): for the start-latency metric, never stored in the record.
     program_started_at: float | None = Field(None, exclude=True)
 

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     max_processes: int = Field(64, ge=4)
     max_file_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     tmp_size_mb: int = Field(16, ge=1)
+    # Size of the sandbox's /dev/shm (a tmpfs of its own; its pages count against the memory cgroup where there is one).
+    shm_size_mb: int = Field(16, ge=1)
     cpu_limit: float = Field(1.0, gt=0)
 
     # Local backend.
@@ -79,6 +81,12 @@ class Settings(BaseSettings):
     sandbox_gid: int = 65534
     # Parent cgroup for per-execution memory/pids cgroups (used when writable).
     cgroup_parent: str = "executioner"
+    # A non-root worker's cgroups: comma-separated cgroup directories delegated to (owned by) its user, either one
+    # cgroup v2 directory or a cgroup v1 memory and a v1 pids directory; per-execution cgroups are made inside.
+    cgroup_delegate: Annotated[list[str], NoDecode] = []
+    # Let a non-root worker without cgroups run with rlimits only (weaker: forked children and tmpfs files escape
+    # the memory limit). Off, the worker and `executioner run` refuse to start instead.
+    allow_weak_limits: bool = False
 
     # Worker.
     worker_concurrency: int = Field(4, ge=1)
@@ -108,7 +116,7 @@ class Settings(BaseSettings):
     state_dir: str = "~/.local/state/executioner"
     local_redis_maxmemory_mb: int = Field(256, ge=16)
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", "cors_origins", "cgroup_delegate", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):

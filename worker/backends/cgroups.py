@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import time
 from pathlib import Path
 
@@ -57,6 +58,39 @@ class SandboxCgroup:
             raise
         return cls([memory, pids], memory / "memory.oom_control", 1)
 
+    @classmethod
+    def create_delegated(cls, parents: list[Path], name: str, memory_bytes: int, max_pids: int) -> SandboxCgroup:
+        """Create the cgroup under a subtree delegated to this (unprivileged) user: one cgroup v2 directory, or a
+        cgroup v1 memory directory and a v1 pids directory. Raises OSError when the subtree does not allow it."""
+        kinds = delegated_kinds(parents)
+        if kinds == ["v2"]:
+            group = parents[0] / name
+            subtree = parents[0] / "cgroup.subtree_control"
+            enabled = subtree.read_text().split()
+            if "memory" not in enabled or "pids" not in enabled:
+                subtree.write_text("+memory +pids")
+            group.mkdir()
+            try:
+                (group / "memory.max").write_text(str(memory_bytes))
+                _write_if_exists(group / "memory.swap.max", "0")
+                (group / "pids.max").write_text(str(max_pids))
+            except OSError:
+                _remove([group])
+                raise
+            return cls([group], group / "memory.events", 2)
+        memory_parent, pids_parent = (parents[kinds.index("memory")], parents[kinds.index("pids")])
+        memory, pids = memory_parent / name, pids_parent / name
+        memory.mkdir()
+        try:
+            (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            _write_if_exists(memory / "memory.memsw.limit_in_bytes", str(memory_bytes))
+            pids.mkdir()
+            (pids / "pids.max").write_text(str(max_pids))
+        except OSError:
+            _remove([memory, pids])
+            raise
+        return cls([memory, pids], memory / "memory.oom_control", 1)
+
     def procs_files(self) -> list[str]:
         return [str(directory / "cgroup.procs") for directory in self.directories]
 
@@ -72,6 +106,33 @@ class SandboxCgroup:
 
     def remove(self) -> None:
         _remove(self.directories)
+
+
+def delegated_kinds(parents: list[Path]) -> list[str]:
+    """What each delegated directory is ("v2", "memory" or "pids"); ValueError unless they are one v2 cgroup or a
+    v1 memory and a v1 pids cgroup, each an existing directory this user may create cgroups in."""
+    kinds = []
+    for parent in parents:
+        if not parent.is_dir():
+            raise ValueError(f"{parent} is not a directory")
+        if (parent / "cgroup.controllers").exists():
+            kinds.append("v2")
+        elif (parent / "memory.limit_in_bytes").exists():
+            kinds.append("memory")
+        elif (parent / "pids.max").exists() or (parent / "pids.current").exists():
+            kinds.append("pids")
+        else:
+            raise ValueError(f"{parent} is not a cgroup directory")
+        if not os.access(parent, os.W_OK):
+            raise ValueError(f"{parent} is not writable by uid {os.geteuid()}")
+    if kinds == ["v2"]:
+        controllers = (parents[0] / "cgroup.controllers").read_text().split()
+        if "memory" not in controllers or "pids" not in controllers:
+            raise ValueError(f"{parents[0]} does not offer the memory and pids controllers")
+        return kinds
+    if sorted(kinds) != ["memory", "pids"]:
+        raise ValueError("expected one cgroup v2 directory, or a cgroup v1 memory and a v1 pids directory")
+    return kinds
 
 
 def _v2_has_controllers() -> bool:

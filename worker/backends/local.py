@@ -2,10 +2,17 @@
 
 Namespaces: user, pid, net (no interfaces but its own loopback), ipc, uts, mount
 and cgroup. The root is an empty read-only tmpfs with the host's /usr bound
-read-only (minus /usr/local), a fresh /proc and /dev, a size-limited private
-/tmp, and the execution's input bound read-only at /sandbox. When the worker is
-root, bubblewrap itself runs as an unprivileged host user inside per-execution
-memory and pids cgroups; otherwise the runner falls back to rlimits.
+read-only (minus /usr/local), a fresh /proc and a read-only /dev (its device
+nodes) with a size-limited /dev/shm, a size-limited private /tmp, and the
+execution's input bound read-only at /sandbox.
+
+Memory and process limits (see `enforcement`): when the worker is root, bubblewrap
+itself runs as an unprivileged host user inside per-execution memory and pids
+cgroups. A non-root worker does the same under a cgroup subtree delegated to its
+user (EXECUTIONER_CGROUP_DELEGATE), or inside a transient systemd user scope where
+a user manager runs; without either it refuses to run unless
+EXECUTIONER_ALLOW_WEAK_LIMITS=1, and then the runner falls back to rlimits.
+Every outcome says which in `limits_enforced`.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
@@ -30,12 +38,93 @@ from executioner.runner_protocol import (
 )
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
-from executioner.worker.backends.cgroups import SandboxCgroup
+from executioner.worker.backends.cgroups import SandboxCgroup, delegated_kinds
 
 log = logging.getLogger(__name__)
 OOM_FILE_IN_SANDBOX = "/run/executioner"
 # Sandbox overhead outside the user's program (bwrap, the runner's interpreter).
 RUNTIME_OVERHEAD_BYTES = 24 * 1024 * 1024
+
+
+WEAK_LIMITS_ADVICE = (
+    "run the worker as root (per-execution cgroups), "
+    "or delegate a cgroup subtree to this user and name it in EXECUTIONER_CGROUP_DELEGATE "
+    "(one cgroup v2 directory, or a v1 memory and a v1 pids directory, owned by this user; see the README's "
+    "Security model), or log in through systemd so a user manager runs (systemd-run --user), "
+    "or accept weaker limits with EXECUTIONER_ALLOW_WEAK_LIMITS=1 (rlimits: forked children and files in "
+    "/dev/shm and /tmp escape the memory limit)"
+)
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """How this process would hold a sandbox to its memory and process limits."""
+
+    mode: str  # "root-cgroup", "delegated-cgroup", "systemd-scope", "rlimit" or "refuse"
+    detail: str
+    delegated: tuple[Path, ...] = ()
+
+    @property
+    def runs(self) -> bool:
+        return self.mode != "refuse"
+
+    @property
+    def limits_enforced(self) -> str:
+        return "rlimit" if self.mode == "rlimit" else "cgroup"
+
+    def describe(self) -> str:
+        return f"{self.mode}: {self.detail}"
+
+
+def systemd_user_manager() -> bool:
+    """Whether a systemd user manager answers for this user (then `systemd-run --user --scope` can make cgroups)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    if not shutil.which("systemd-run") or not Path(runtime, "systemd", "private").exists():
+        return False
+    try:
+        probe = subprocess.run(
+            ["systemctl", "--user", "is-system-running"],
+            capture_output=True,
+            timeout=5,
+            env={**os.environ, "XDG_RUNTIME_DIR": runtime},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.stdout.strip() in (b"running", b"degraded")
+
+
+def enforcement(settings: Settings) -> Enforcement:
+    """The limit enforcement this process gets: never a silent fallback to rlimits."""
+    if os.geteuid() == 0:
+        return Enforcement("root-cgroup", f"per-execution memory and pids cgroups under {settings.cgroup_parent}")
+    if settings.cgroup_delegate:
+        parents = tuple(Path(path) for path in settings.cgroup_delegate)
+        try:
+            kinds = delegated_kinds(list(parents))
+        except (ValueError, OSError) as exc:
+            return Enforcement(
+                "refuse", f"EXECUTIONER_CGROUP_DELEGATE={','.join(settings.cgroup_delegate)} is unusable: {exc}"
+            )
+        version = "cgroup v2" if kinds == ["v2"] else "cgroup v1 memory+pids"
+        where = ", ".join(str(p) for p in parents)
+        return Enforcement("delegated-cgroup", f"per-execution {version} cgroups under {where}", parents)
+    if systemd_user_manager():
+        return Enforcement("systemd-scope", "a transient systemd user scope per execution (MemoryMax, TasksMax)")
+    if settings.allow_weak_limits:
+        return Enforcement(
+            "rlimit",
+            "WEAK LIMITS (EXECUTIONER_ALLOW_WEAK_LIMITS=1): rlimits only; forked children and tmpfs files "
+            "escape the memory limit",
+        )
+    return Enforcement(
+        "refuse",
+        f"running as uid {os.geteuid()} without root, a delegated cgroup or a systemd user manager, so memory "
+        "and process limits cannot be enforced",
+    )
+
+
+def refusal_message(found: Enforcement) -> str:
+    return f"refusing to run untrusted code: {found.detail}. To fix it: {WEAK_LIMITS_ADVICE}."
 
 
 class LocalBackend:
@@ -55,21 +144,37 @@ class LocalBackend:
             )
         return path
 
+    def enforcement(self) -> Enforcement:
+        return enforcement(self.settings)
+
     def run(self, execution: Execution) -> Outcome:
         bwrap = self.bwrap()
+        found = self.enforcement()
+        if not found.runs:
+            raise SandboxUnavailable(refusal_message(found))
+        memory_bytes = execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
         with tempfile.TemporaryDirectory(prefix="executioner-") as tmp:
             workdir = Path(tmp)
             self._write_input(workdir, execution)
             cgroup = None
-            if os.geteuid() == 0:
+            if found.mode == "root-cgroup":
                 cgroup = SandboxCgroup.create(
-                    self.settings.cgroup_parent,
-                    execution.id,
-                    execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES,
-                    self.settings.max_processes,
+                    self.settings.cgroup_parent, execution.id, memory_bytes, self.settings.max_processes
                 )
+            elif found.mode == "delegated-cgroup":
+                try:
+                    cgroup = SandboxCgroup.create_delegated(
+                        list(found.delegated), execution.id, memory_bytes, self.settings.max_processes
+                    )
+                except OSError as exc:
+                    raise SandboxUnavailable(
+                        f"cannot create the execution's cgroup under {', '.join(map(str, found.delegated))}: {exc}"
+                    ) from exc
+            scope = memory_bytes if found.mode == "systemd-scope" else None
             try:
-                return self._run_sandbox(bwrap, workdir, execution, cgroup)
+                outcome = self._run_sandbox(bwrap, workdir, execution, cgroup, scope)
+                enforced = "cgroup" if cgroup is not None or scope is not None else "rlimit"
+                return outcome.model_copy(update={"limits_enforced": enforced})
             finally:
                 if cgroup:
                     cgroup.remove()
@@ -146,6 +251,7 @@ class LocalBackend:
         execution: Execution,
         cgroup: SandboxCgroup | None,
         gate: tuple[int, int] | None = None,
+        scoped: bool = False,
     ) -> list[str]:
         """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups."""
         s = self.settings
@@ -187,6 +293,10 @@ class LocalBackend:
         # fmt: off
         argv += [
             "--proc", "/proc", "--dev", "/dev",
+            # bubblewrap's --size applies only to --tmpfs, not to --dev's own tmpfs: /dev/shm gets a bounded tmpfs
+            # of its own and /dev itself is made read-only, so neither can grow into host RAM.
+            "--size", str(s.shm_size_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/dev/shm",
+            "--remount-ro", "/dev",
             "--size", str(s.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
             "--ro-bind", str(workdir / "input"), INPUT_DIR,
             "--ro-bind", str(workdir / "runner.py"), RUNNER_PATH,
@@ -195,11 +305,32 @@ class LocalBackend:
         if cgroup:
             argv += ["--ro-bind", str(cgroup.oom_file), f"{OOM_FILE_IN_SANDBOX}/{cgroup.oom_file.name}"]
         argv += ["--remount-ro", "/", "--chdir", "/tmp", s.sandbox_python, "-I", "-S", RUNNER_PATH]
-        argv += runner_args(execution, s, memory_rlimit=cgroup is None, max_processes=s.max_processes)
+        limited = cgroup is not None or scoped
+        argv += runner_args(execution, s, memory_rlimit=not limited, max_processes=s.max_processes)
         return argv
 
-    def _run_sandbox(self, bwrap: str, workdir: Path, execution: Execution, cgroup: SandboxCgroup | None) -> Outcome:
-        if cgroup is None:
+    def _systemd_scope(self, memory_bytes: int) -> list[str]:
+        """The transient user scope the sandbox starts in: it holds bubblewrap from its first instruction."""
+        s = self.settings
+        # fmt: off
+        return [
+            "systemd-run", "--user", "--scope", "--quiet", "--collect",
+            "-p", f"MemoryMax={memory_bytes}", "-p", "MemorySwapMax=0", "-p", f"TasksMax={s.max_processes}", "--",
+        ]
+        # fmt: on
+
+    def _run_sandbox(
+        self,
+        bwrap: str,
+        workdir: Path,
+        execution: Execution,
+        cgroup: SandboxCgroup | None,
+        scope_memory: int | None = None,
+    ) -> Outcome:
+        if scope_memory is not None:
+            argv = self.command(bwrap, workdir, execution, None, scoped=True)
+            process = self._spawn(self._systemd_scope(scope_memory) + argv)
+        elif cgroup is None:
             process = self._spawn(self.command(bwrap, workdir, execution, None))
         else:
             process = self._spawn_in_cgroup(lambda gate: self.command(bwrap, workdir, execution, cgroup, gate), cgroup)
@@ -219,7 +350,7 @@ class LocalBackend:
         try:
             return parse_envelope(stdout.decode("utf-8", errors="replace"))
         except EnvelopeError as exc:
-            if cgroup and cgroup.oom_kills() > 0:
+            if (cgroup and cgroup.oom_kills() > 0) or (scope_memory is not None and process.returncode == -9):
                 return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(execution.limits.memory_mb))
             reason = stderr.decode("utf-8", errors="replace").strip().splitlines()
             detail = f" ({reason[-1]})" if reason else ""

@@ -168,6 +168,11 @@ export interface components {
              * @default false
              */
             payload_expired: boolean;
+            /**
+             * Limits Enforced
+             * @description How the sandbox's memory and process limits were enforced: "cgroup" (a memory and pids cgroup per execution) or "rlimit" (resource limits only, weaker) on the local backend; unset before it ran and on kubernetes (the pod's own limits).
+             */
+            limits_enforced?: string | null;
         };
         /**
          * ExecutionSummary

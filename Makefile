@@ -10,16 +10,18 @@ FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/packa
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-deps:  ## install redis-server, bubblewrap, util-linux and Chromium from Debian when missing (as root)
+deps:  ## install redis-server, bubblewrap and util-linux from Debian when missing (as root), then check every prerequisite's version
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v pgrep >/dev/null || missing="$$missing procps"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "please install:$$missing" >&2; exit 1; fi; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# versions too (bubblewrap >= 0.8, Python >= 3.11 with venv, Node.js >= 20.19, ...); an ordinary user gets the
+	@# whole list of what to install
+	@PYTHON="$(PYTHON)" hack/check-prerequisites.sh
 
 browser-deps:  ## Debian's Chromium for the browser tests
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

@@ -21,7 +21,13 @@ PY=${PYTHON:-python3}
 UV_VERSION=$(sed -n 's/^UV_VERSION := *//p' "$ROOT/Makefile")
 UV=$HOME/.cache/executioner/uv-$UV_VERSION/bin/uv
 [ -x "$UV" ] || make -C "$ROOT" -s --no-print-directory "$UV" >&2
-arch=$(uname -m)
+# the image's architecture is this machine's; manylinux tags name it x86_64 or aarch64 (`uname -m` says arm64 on
+# some systems, and aarch64 wheels exist only from manylinux2014 / manylinux_2_17 on)
+case "$(uname -m)" in
+  x86_64 | amd64) arch=x86_64; legacy=(--platform "manylinux_2_5_x86_64" --platform "manylinux1_x86_64") ;;
+  aarch64 | arm64) arch=aarch64; legacy=() ;;
+  *) echo "build-wheels: no manylinux wheels for $(uname -m) (x86_64 and aarch64 only)" >&2; exit 1 ;;
+esac
 tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 rm -rf "$OUT" && mkdir -p "$OUT"
 # setuptools builds in-tree under build/; keep that out of the way of a stale build/lib
@@ -64,10 +70,12 @@ PYEOF
 "$PY" -P -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
   --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
   --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" --platform "manylinux_2_28_$arch" \
-  --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any \
+  ${legacy[@]+"${legacy[@]}"} --platform any \
   -d "$OUT" -r "$tmp/download.txt"
-# this host's 3.11 installs the lock's pins and hashes from here: the project needs nothing the lock lacks
-if "$PY" -P -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+# this host's 3.11 installs the lock's pins and hashes from here: the project needs nothing the lock lacks (checked
+# only where pip's own platform is the wheels' one: Linux CPython 3.11 on $arch)
+if "$PY" -P -c 'import platform, sys
+sys.exit(sys.version_info[:2] != (3, 11) or sys.platform != "linux" or platform.machine() != sys.argv[1])' "$arch"; then
   "$PY" -P -m pip install -q --disable-pip-version-check --dry-run --ignore-installed --no-index --find-links "$OUT" \
     --require-hashes -r "$OUT/requirements.txt"
 fi

@@ -20,7 +20,9 @@ build() { # name context dockerfile
 build executioner/cluster-probe:dev tests/cluster/testdata tests/cluster/testdata/Dockerfile
 build "executioner/sandbox:$APPV" sandbox-image sandbox-image/Dockerfile
 if [ -f Dockerfile ]; then
-  [ -x hack/chart/build-wheels.sh ] && hack/chart/build-wheels.sh
+  # the image copies the built web UI (frontend/dist) and the wheels: on a fresh clone neither exists yet
+  make -C "$ROOT" --no-print-directory frontend
+  hack/chart/build-wheels.sh
   build "executioner/app:$APPV" . Dockerfile
 fi
 build executioner/redis:7.0-local hack/chart/redis hack/chart/redis/Dockerfile

@@ -107,17 +107,35 @@ def cmd_submit(args: argparse.Namespace) -> int:
     limits = {k: v for k, v in (("timeout_seconds", args.timeout), ("memory_mb", args.memory)) if v is not None}
     if limits:
         body["limits"] = limits
+    wait = DEFAULT_WAIT_SECONDS
     with httpx.Client(base_url=args.url, headers=headers, timeout=60) as client:
-        response = client.post("/v1/executions", params={"wait": 30}, json=body)
+        response = client.post("/v1/executions", params={"wait": wait}, json=body)
+        if (server_max := max_wait_from(response)) is not None:  # the server allows less: ask again with its max
+            wait = server_max
+            response = client.post("/v1/executions", params={"wait": wait}, json=body)
         if response.status_code >= 400:
             print(f"executioner: the API answered {response.status_code}: {response.text}", file=sys.stderr)
             return 2
         document = ExecutionPublic.model_validate(response.json())
         while not document.status.terminal:
-            response = client.get(f"/v1/executions/{document.id}", params={"wait": 30})
+            response = client.get(f"/v1/executions/{document.id}", params={"wait": wait})
             response.raise_for_status()
             document = ExecutionPublic.model_validate(response.json())
     return report(document, args.json)
+
+
+DEFAULT_WAIT_SECONDS = 30.0
+
+
+def max_wait_from(response: httpx.Response) -> float | None:
+    """The server's largest `?wait`, when it refused ours as too long (422 on query.wait); None otherwise."""
+    if response.status_code != 422:
+        return None
+    try:
+        errors = response.json()["detail"]
+        return next(float(e["ctx"]["le"]) for e in errors if e.get("loc") == ["query", "wait"] and "le" in e["ctx"])
+    except (ValueError, KeyError, TypeError, StopIteration):
+        return None
 
 
 def free_port() -> int:

@@ -81,6 +81,20 @@ def test_submit_reports_api_errors(stack, tmp_path):
     assert "413" in result.stderr
 
 
+def test_submit_follows_a_server_with_a_short_wait_and_reads_the_key_from_the_environment(tmp_path):
+    from helpers.private import private_api
+
+    program = tmp_path / "slow.py"
+    program.write_text("import time\ntime.sleep(3)\nprint('waited')\n")
+    with private_api(tmp_path / "api", worker=True, max_wait_seconds=1, api_keys="cli-key") as api:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+        result = cli("submit", str(program), "--url", str(api.base_url), env={**env, "EXECUTIONER_API_KEY": "cli-key"})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "waited\n"
+        refused = cli("submit", str(program), "--url", str(api.base_url), env={**env, "EXECUTIONER_API_KEY": "wrong"})
+        assert refused.returncode == 2 and "401" in refused.stderr
+
+
 def listening_addresses(port: int) -> set[str]:
     """The local addresses with a TCP socket listening on `port` (from /proc/net/tcp and tcp6)."""
     found = set()

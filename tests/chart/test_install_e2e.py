@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import re
-import socket
 import subprocess
 import time
 import uuid
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from helpers import kube
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
@@ -59,40 +60,16 @@ class Release:
     @contextlib.contextmanager
     def api(self):
         """An httpx client for the API Service (kubectl port-forward), with the release's API key."""
-        port = free_port()
-        forward = subprocess.Popen(
-            [
-                self.harness.kubectl_bin(),
-                "--kubeconfig",
-                self.kubeconfig,
-                "-n",
-                self.namespace,
-                "port-forward",
-                f"service/{self.fullname}-api",
-                f"{port}:8000",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        forward, port = kube.port_forward(self.kubeconfig, self.namespace, f"{self.fullname}-api", 8000)
         key = self.secret(f"{self.fullname}-api-keys", "api-keys")
         try:
             with httpx.Client(
                 base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"}
             ) as client:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        assert client.get("/healthz").json()["status"] == "ok"
-                        break
-                    except httpx.TransportError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.5)
+                kube.wait_until_healthy(client)
                 yield client
         finally:
-            forward.terminate()
-            forward.wait(timeout=10)
+            kube.stop_port_forward(forward)
 
     def redis_cli(self, *args) -> list[str]:
         """redis-cli in the Redis pod (the password from the pod's environment); output lines."""
@@ -129,12 +106,6 @@ def release(helm, kubeconfig, cluster_harness, chart_images):
         cluster_harness.delete_namespace(kubeconfig, namespace)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_every_pod_ready(release):
     release.kubectl(
         "wait",
@@ -158,34 +129,11 @@ def test_every_pod_ready(release):
 
 
 def test_hello_world_through_the_api_service(release):
-    port = free_port()
-    forward = subprocess.Popen(
-        [
-            release.harness.kubectl_bin(),
-            "--kubeconfig",
-            release.kubeconfig,
-            "-n",
-            release.namespace,
-            "port-forward",
-            f"service/{release.fullname}-api",
-            f"{port}:8000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    forward, port = kube.port_forward(release.kubeconfig, release.namespace, f"{release.fullname}-api", 8000)
     try:
         key = release.secret(f"{release.fullname}-api-keys", "api-keys")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    assert client.get("/healthz").json()["status"] == "ok"
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            kube.wait_until_healthy(client)
             assert client.post("/v1/executions", json={"code": "print(1)"}).status_code == 401
             assert "<html" in client.get("/").text.lower()  # the web UI ships in the app image
             headers = {"Authorization": f"Bearer {key}"}
@@ -197,8 +145,7 @@ def test_hello_world_through_the_api_service(release):
         assert doc["status"] == "succeeded", doc
         assert doc["stdout"] == "hello world\n" and doc["exit_code"] == 0 and doc["backend"] == "kubernetes"
     finally:
-        forward.terminate()
-        forward.wait(timeout=10)
+        kube.stop_port_forward(forward)
 
 
 def test_execution_request_through_kubectl(release):

@@ -25,6 +25,7 @@ import yaml
 from kubernetes import client, watch
 
 from executioner.kube import EXECUTION_LABEL, kubernetes_api_client
+from helpers.kube import port_forward, stop_port_forward
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
@@ -100,28 +101,8 @@ class Deployment:
 
     # The API, through a port-forward ----------------------------------------------------------------------------
     def _start_forward(self) -> None:
-        self._stop_forward()
-        with socket_port() as port:
-            self.port = port
-        self.forward = subprocess.Popen(
-            [
-                self.harness.kubectl_bin(),
-                "--kubeconfig",
-                self.kubeconfig,
-                "-n",
-                self.namespace,
-                "port-forward",
-                f"service/{RELEASE}-executioner-api",
-                f"{self.port}:8000",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def _stop_forward(self) -> None:
-        if self.forward and self.forward.poll() is None:
-            self.forward.terminate()
-            self.forward.wait(timeout=10)
+        stop_port_forward(self.forward)
+        self.forward, self.port = port_forward(self.kubeconfig, self.namespace, f"{RELEASE}-executioner-api", 8000)
 
     def request(self, method: str, path: str, key: str = KEY_A, deadline_seconds: float = 120, **kw) -> httpx.Response:
         """One API call, retried across the API's absence (a transport error, a 502/503 while it restarts)."""
@@ -141,7 +122,7 @@ class Deployment:
                 if response.status_code not in (502, 503, 504) or time.monotonic() > deadline:
                     return response
             except httpx.TransportError:
-                self._stop_forward()  # its pod may be gone: forward to the Service's next pod
+                stop_port_forward(self.forward)  # its pod may be gone: forward to the Service's next pod
                 if time.monotonic() > deadline:
                     raise
             time.sleep(0.5)
@@ -179,18 +160,6 @@ class Deployment:
         raise AssertionError(f"{component} is not Ready again after 240 s")
 
 
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        return self.sock.getsockname()[1]
-
-    def __exit__(self, *_):
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def deployment(helm, kubeconfig, cluster_harness, chart_images):
     namespace = cluster_harness.make_namespace(kubeconfig, prefix="t-faults")
@@ -223,7 +192,7 @@ def deployment(helm, kubeconfig, cluster_harness, chart_images):
         installed = True
         yield dep
     finally:
-        dep._stop_forward()
+        stop_port_forward(dep.forward)
         dep.kubectl("delete", "executionrequests", "--all", "-n", dep.users, "--wait=false", check=False)
         if installed:
             subprocess.run(

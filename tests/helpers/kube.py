@@ -113,3 +113,48 @@ def component_kubeconfig(
 def delete_namespaces(kubeconfig: str, *names: str) -> None:
     for name in names:
         kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def port_forward(kubeconfig: str, namespace: str, service: str, remote_port: int) -> tuple[subprocess.Popen, int]:
+    """`kubectl port-forward` to a Service on a free local port; the caller stops the process."""
+    from helpers.stack import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            kubectl_bin(),
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            namespace,
+            "port-forward",
+            f"service/{service}",
+            f"{port}:{remote_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return process, port
+
+
+def stop_port_forward(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def wait_until_healthy(client, seconds: float = 30) -> None:
+    """Until the API behind `client` (an httpx.Client) answers /healthz with ok; a port-forward needs a moment."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            assert client.get("/healthz").json()["status"] == "ok"
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

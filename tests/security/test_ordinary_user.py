@@ -34,32 +34,27 @@ FORKED_CHILDREN = program(
     print("children that kept 100 MiB:", alive)
     """
 )
-SHM_FILES = program(
-    """
+
+
+def files_written_to(directory: str) -> str:
+    """64 files of 8 MiB into `directory`, stopping at the first refusal."""
+    return program(
+        f"""
     written = 0
     try:
         for i in range(64):
-            with open(f"/dev/shm/f{i}", "wb") as f:
+            with open(f"{directory}/f{{i}}", "wb") as f:
                 f.write(b"x" * 8 * 1024 * 1024)
             written += 8
     except OSError as exc:
         print("stopped:", exc.strerror)
     print("wrote", written)
     """
-)
-DEV_FILES = program(
-    """
-    written = 0
-    try:
-        for i in range(64):
-            with open(f"/dev/xyz{i}", "wb") as f:
-                f.write(b"x" * 8 * 1024 * 1024)
-            written += 8
-    except OSError as exc:
-        print("stopped:", exc.strerror)
-    print("wrote", written)
-    """
-)
+    )
+
+
+SHM_FILES = files_written_to("/dev/shm")
+DEV_FILES = files_written_to("/dev")
 BIG_BYTEARRAY = "block = bytearray(1024 * 1024 * 1024)\nprint('allocated', len(block))\n"
 HELLO = "import os\nprint('hello from', os.getuid())\n"
 

@@ -6,8 +6,10 @@ Celery app (executioner.worker.celery_app) consumes with the same configuration.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import redis
 from celery import Celery
 
 from executioner.settings import Settings
@@ -45,6 +47,25 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def send_execution(celery: Celery, execution_id: str) -> None:
+    # The task id is the execution id, so the broker and the store name the same thing.
+    celery.send_task(RUN_EXECUTION, args=[execution_id], task_id=execution_id)
+
+
+def waiting_message_ids(client: redis.Redis) -> set[str]:
+    """Ids of the executions with a message waiting in the broker's queue (kombu's Redis transport keeps one list
+    per queue, the task id in each message's headers). Messages a worker has taken are not in it."""
+    ids: set[str] = set()
+    for raw in client.lrange(QUEUE, 0, -1):
+        try:
+            task_id = json.loads(raw)["headers"]["id"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(task_id, str):
+            ids.add(task_id)
+    return ids
+
+
 class ExecutionQueue:
     """Sends executions to the workers by task name."""
 
@@ -53,8 +74,7 @@ class ExecutionQueue:
         self.celery.config_from_object(celery_config(settings))
 
     def enqueue(self, execution_id: str) -> None:
-        # The task id is the execution id, so the broker and the store name the same thing.
-        self.celery.send_task(RUN_EXECUTION, args=[execution_id], task_id=execution_id)
+        send_execution(self.celery, execution_id)
 
     def close(self) -> None:
         self.celery.close()

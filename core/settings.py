@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1)
     lease_seconds: float = Field(10.0, ge=2)
     sweep_interval_seconds: float = Field(5.0, gt=0)
+    # A queued execution with no message in the broker this long after it was queued (the message went with a
+    # Redis crash, or with a worker that took it while Redis was away) is sent to the workers again.
+    redispatch_after_seconds: float = Field(30.0, gt=0)
     # How long a worker keeps trying to record a finished execution's result while Redis is unreachable.
     store_outage_seconds: float = Field(120.0, ge=0)
     # Seconds the worker waits beyond an execution's timeout before giving up on the sandbox.

@@ -347,6 +347,24 @@ class ExecutionStore:
             active, running = pipe.execute()
         return max(0, int(active) - int(running))
 
+    def queued_ids_older_than(self, seconds: float, limit: int = 1000) -> list[str]:
+        """Executions still `queued` that were created more than `seconds` ago (oldest first)."""
+        prefix = self.record_key("")
+        cutoff = time.time() - seconds
+        keys = cast(list[str], self.redis.zrangebyscore(self.ACTIVE_KEY, "-inf", cutoff, start=0, num=limit))
+        if not keys:
+            return []
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "status")
+            statuses = pipe.execute()
+        queued = json.dumps(Status.queued.value)  # fields are stored JSON-encoded
+        return [key.removeprefix(prefix) for key, status in zip(keys, statuses, strict=True) if status == queued]
+
+    def claim_redispatch(self, execution_id: str, seconds: float) -> bool:
+        """True for one caller per `seconds` per execution: workers sweeping together send one message, not many."""
+        return bool(self.redis.set(f"{PREFIX}:redispatch:{execution_id}", "1", nx=True, ex=max(1, int(seconds))))
+
     def count_active(self, owner: str) -> int:
         """Queued and running executions of one owner."""
         return int(self.redis.scard(f"{self.ACTIVE_KEY}:{owner}"))

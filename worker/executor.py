@@ -6,19 +6,26 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 import redis
 
 from executioner.metrics import record_run
 from executioner.models import Execution, Outcome, Status, utcnow
+from executioner.queue import waiting_message_ids
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 from executioner.worker.active import ActiveExecutions
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxBackend, SandboxUnavailable
 
-__all__ = ["LOST_WORKER_REASON", "execute", "recover_lost_execution", "sweep_lost_executions"]
+__all__ = [
+    "LOST_WORKER_REASON",
+    "execute",
+    "recover_lost_execution",
+    "redispatch_lost_messages",
+    "sweep_lost_executions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +156,20 @@ def sweep_lost_executions(
         if execution.status is Status.running and recover_lost_execution(store, backend, execution):
             resolved.append(execution_id)
     return resolved
+
+
+def redispatch_lost_messages(store: ExecutionStore, send: Callable[[str], None], after_seconds: float) -> list[str]:
+    """Send again every execution still `queued` `after_seconds` after it was queued whose message is not waiting in
+    the broker: the message went with a Redis crash (taken from the list, not yet noted as unacknowledged) or with a
+    worker that could not claim it while Redis was away. A second message is harmless: the claim is a CAS.
+    Returns the ids sent again."""
+    stale = store.queued_ids_older_than(after_seconds)
+    if not stale:
+        return []
+    waiting = waiting_message_ids(store.redis)
+    sent: list[str] = []
+    for execution_id in stale:
+        if execution_id not in waiting and store.claim_redispatch(execution_id, after_seconds):
+            send(execution_id)
+            sent.append(execution_id)
+    return sent

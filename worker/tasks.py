@@ -6,17 +6,18 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from celery import Task, signals
 
-from executioner.queue import RUN_EXECUTION
+from executioner.queue import RUN_EXECUTION, send_execution
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 from executioner.worker.active import ActiveExecutions
 from executioner.worker.backends.base import SandboxBackend, create_backend
 from executioner.worker.celery_app import app
-from executioner.worker.executor import execute, sweep_lost_executions
+from executioner.worker.executor import execute, redispatch_lost_messages, sweep_lost_executions
 
 log = logging.getLogger(__name__)
 EXECUTION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -77,6 +78,10 @@ def start_sweeper(**_kwargs: Any) -> None:
                 running_here = resources.active.held_ids()
                 for execution_id in sweep_lost_executions(resources.store, resources.backend, running_here):
                     log.warning("execution %s lost its worker; ended as error", execution_id)
+                for execution_id in redispatch_lost_messages(
+                    resources.store, partial(send_execution, app), resources.settings.redispatch_after_seconds
+                ):
+                    log.warning("execution %s was queued but its message was lost; sent again", execution_id)
                 if dropped := resources.store.reconcile_indexes():
                     log.warning("dropped %d index entries of records that expired", dropped)
                 if stripped := resources.store.drop_expired_payloads():

@@ -6,11 +6,18 @@ import concurrent.futures
 import time
 
 import httpx
+import redis
 
 from executioner.models import Outcome, Status
+from executioner.queue import QUEUE, waiting_message_ids
 from executioner.settings import Settings
 from executioner.worker.active import ActiveExecutions
-from executioner.worker.executor import LOST_WORKER_REASON, execute, sweep_lost_executions
+from executioner.worker.executor import (
+    LOST_WORKER_REASON,
+    execute,
+    redispatch_lost_messages,
+    sweep_lost_executions,
+)
 from helpers.private import private_api
 from helpers.programs import new_marker, processes_with, sleeper, wait_until
 from helpers.records import new_record
@@ -132,3 +139,37 @@ def test_fifty_concurrent_executions_reach_the_right_state(stack):
         assert doc["stdout"] == stdout, (code, doc)
         if "RuntimeError" in code:
             assert "RuntimeError: case" in doc["stderr"]
+
+
+def test_a_queued_execution_whose_message_was_lost_is_sent_again(tmp_path):
+    # Accepted, then its message gone (a Redis crash between a worker's take and its unacknowledged note, or a
+    # worker that took it while Redis was away): the record still says queued, and nothing would ever run it.
+    with private_api(tmp_path, sweep_interval_seconds=0.5, redispatch_after_seconds=2) as client:
+        lost = client.post("/v1/executions", json={"code": "print('found again')"}).json()["id"]
+        broker = redis.Redis.from_url(client.redis_url, decode_responses=True)
+        assert waiting_message_ids(broker) == {lost}
+        broker.delete(QUEUE)
+        waiting = client.post("/v1/executions", json={"code": "print('never lost')"}).json()["id"]
+        worker = start_worker(client.env, tmp_path / "worker.log")
+        try:
+            for execution_id, stdout in ((lost, "found again\n"), (waiting, "never lost\n")):
+                record = client.get(f"/v1/executions/{execution_id}", params={"wait": 30}).json()
+                assert (record["status"], record["stdout"]) == ("succeeded", stdout)
+            log = (tmp_path / "worker.log").read_text()
+            assert log.count(f"execution {lost} was queued but its message was lost; sent again") == 1
+            assert log.count(f"running execution {lost}") == 1
+            assert f"execution {waiting} was queued but its message was lost" not in log
+        finally:
+            stop(worker)
+            broker.close()
+
+
+def test_redispatch_leaves_waiting_messages_and_young_executions_alone(store):
+    young = new_record(store).id
+    sent: list[str] = []
+    assert redispatch_lost_messages(store, sent.append, after_seconds=60) == []
+    time.sleep(1.1)
+    assert redispatch_lost_messages(store, sent.append, after_seconds=1) == [young] == sent
+    # Workers sweeping together: the next one within the window does not send it a second time.
+    assert redispatch_lost_messages(store, sent.append, after_seconds=1) == []
+    store.finish(young, Status.cancelled)

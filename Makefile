@@ -10,12 +10,13 @@ FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/packa
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
-deps:  ## install redis-server, bubblewrap and util-linux from Debian when missing (as root), then check every prerequisite's version
+deps:  ## install redis-server, bubblewrap, util-linux and libseccomp2 from Debian when missing (as root), then check every prerequisite's version
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v pgrep >/dev/null || missing="$$missing procps"; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2 ' || missing="$$missing libseccomp2"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi

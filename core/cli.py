@@ -53,7 +53,13 @@ def local_enforcement_or_exit(settings: Settings, who: str, announce: bool = Fal
     """Fail closed before running anything: refuse (exit 2) when the sandbox's limits cannot be enforced, and say
     so on standard error when they are weak."""
     from executioner.worker.backends.local import enforcement, refusal_message
+    from executioner.worker.backends.seccomp import SeccompUnavailable, filter_program
 
+    try:
+        filter_program()
+    except SeccompUnavailable as exc:
+        print(f"executioner: {who}: refusing to run untrusted code without the syscall filter: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     found = enforcement(settings)
     if not found.runs:
         print(f"executioner: {who}: {refusal_message(found)}", file=sys.stderr)

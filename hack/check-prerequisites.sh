@@ -63,9 +63,16 @@ else
   bad redis-server "not installed (Debian/Ubuntu: apt-get install redis-server); make up starts a private one"
 fi
 
-for tool in unshare:util-linux setpriv:util-linux pgrep:procps; do
+for tool in unshare:util-linux setpriv:util-linux prlimit:util-linux pgrep:procps; do
   if command -v "${tool%%:*}" >/dev/null; then ok "${tool%%:*}" "${tool#*:}"; else bad "${tool%%:*}" "not installed (apt-get install ${tool#*:})"; fi
 done
+
+# the local sandbox's syscall filter is built with libseccomp (loaded by pyseccomp from the ld.so cache)
+if v=$(/sbin/ldconfig -p 2>/dev/null | grep -o 'libseccomp\.so\.[0-9.]*' | head -1) && [ -n "$v" ]; then
+  ok libseccomp "$v"
+else
+  bad libseccomp "not installed (Debian/Ubuntu: apt-get install libseccomp2); the local sandbox refuses to run without its syscall filter"
+fi
 
 # a sandbox the way the local backend makes one (user, pid and network namespaces); as root the worker runs it as
 # an unprivileged user, so this is only a hint

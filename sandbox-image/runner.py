@@ -29,11 +29,9 @@ from types import SimpleNamespace
 ENVELOPE_VERSION = 1
 PR_SET_DUMPABLE = 4
 READ_CHUNK = 65536
-# Where a memory cgroup reports OOM kills, as seen from inside a container or
-# bind-mounted by the local backend at the first path.
+# Where a memory cgroup reports OOM kills, as seen from inside a container (the local backend reads its cgroup's
+# counter itself: no cgroup path is mounted into its sandbox).
 OOM_COUNTER_FILES = (
-    "/run/executioner/memory.events",  # local backend: cgroup v2 memory.events
-    "/run/executioner/memory.oom_control",  # local backend: cgroup v1
     "/sys/fs/cgroup/memory.events",  # container, cgroup v2
     "/sys/fs/cgroup/memory/memory.oom_control",  # container, cgroup v1
 )
@@ -107,8 +105,24 @@ def _set_dumpable(value: int) -> None:
 
 
 def make_undumpable() -> None:
-    """Keep same-UID processes out of /proc/<runner>/fd and ptrace."""
+    """Keep same-UID processes out of /proc/<runner>/fd and ptrace, and the runner out of any core dump."""
     _set_dumpable(0)
+
+
+# With a core_pattern that pipes dumps to a helper (systemd-coredump, apport), the kernel ignores RLIMIT_CORE 0 and
+# starts that root helper, outside the sandbox, for every crash; it reserves 1 to mean "no dump" (fs/coredump.c), and
+# a file dump needs a page at least, so 1 stops both. The hard limit goes too: the program cannot raise it back.
+NO_CORE_DUMPS = (1, 1)
+
+
+def disable_core_dumps() -> None:
+    """RLIMIT_CORE 1 for the runner and all it starts (the local backend sets it before the sandbox; there, the
+    syscall filter then forbids changing it, so only set it when it is not already so)."""
+    if resource.getrlimit(resource.RLIMIT_CORE) != NO_CORE_DUMPS:
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, NO_CORE_DUMPS)
+        except (OSError, ValueError) as exc:  # a hard limit of 0 cannot be raised to 1
+            raise RuntimeError(f"cannot disable core dumps (RLIMIT_CORE 1): {exc}") from exc
 
 
 def read_oom_kills() -> int | None:
@@ -161,7 +175,6 @@ def child_setup(args: Options) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     cpu = int(args.timeout) + 2
     limits = [
-        (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_CPU, cpu),
         (resource.RLIMIT_FSIZE, args.max_file_bytes),
         (resource.RLIMIT_NOFILE, args.max_open_files),
@@ -424,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, signal.SIG_IGN)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        disable_core_dumps()  # before the program exists; failing that, no program runs
         envelope = run(args)
     except Exception as exc:  # noqa: BLE001 - the envelope must say what broke
         envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": f"sandbox runner failed: {exc!r}"}

@@ -26,7 +26,8 @@ CGROUP_V1 = Path("/sys/fs/cgroup")
 # What `executioner run` imports from site-packages, listed by the virtualenv's own interpreter.
 _LIST_MODULES = """
 import json, sys, sysconfig
-import executioner.cli, executioner.worker.backends.local
+import executioner.cli, executioner.worker.backends.local, executioner.worker.backends.seccomp
+executioner.worker.backends.seccomp.filter_program()  # imports its libseccomp binding
 site = sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]
 names = {name.partition(".")[0] for name, module in list(sys.modules.items())
          if str(getattr(module, "__file__", "") or "").startswith(site)}

@@ -4,7 +4,10 @@ Namespaces: user, pid, net (no interfaces but its own loopback), ipc, uts, mount
 and cgroup. The root is an empty read-only tmpfs with the host's /usr bound
 read-only (minus /usr/local), a fresh /proc and a read-only /dev (its device
 nodes) with a size-limited /dev/shm, a size-limited private /tmp, and the
-execution's input bound read-only at /sandbox.
+execution's input (and the runner) as read-only files that bubblewrap copies
+from in-memory descriptors: no host directory holds them and no mount inside
+shows a host path. A seccomp filter (seccomp.py) denies the kernel surfaces an
+unprivileged program has no use for, and core dumps are off (RLIMIT_CORE 1).
 
 Memory and process limits (see `enforcement`): when the worker is root, bubblewrap
 itself runs as an unprivileged host user inside per-execution memory and pids
@@ -22,15 +25,16 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
 from executioner.runner_protocol import (
-    INPUT_DIR,
+    CODE_PATH,
     RUNNER_PATH,
+    STDIN_PATH,
     EnvelopeError,
     parse_envelope,
     runner_args,
@@ -39,9 +43,9 @@ from executioner.runner_protocol import (
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
 from executioner.worker.backends.cgroups import SandboxCgroup, delegated_kinds
+from executioner.worker.backends.seccomp import SeccompUnavailable, filter_fd, filter_program
 
 log = logging.getLogger(__name__)
-OOM_FILE_IN_SANDBOX = "/run/executioner"
 # Sandbox overhead outside the user's program (bwrap, the runner's interpreter).
 RUNTIME_OVERHEAD_BYTES = 24 * 1024 * 1024
 
@@ -147,15 +151,22 @@ class LocalBackend:
     def enforcement(self) -> Enforcement:
         return enforcement(self.settings)
 
+    def check_seccomp(self) -> None:
+        """Fail closed: no sandbox without its syscall filter."""
+        try:
+            filter_program()
+        except SeccompUnavailable as exc:
+            raise SandboxUnavailable(f"refusing to run code without the sandbox's syscall filter: {exc}") from exc
+
     def run(self, execution: Execution) -> Outcome:
         bwrap = self.bwrap()
+        self.check_seccomp()
         found = self.enforcement()
         if not found.runs:
             raise SandboxUnavailable(refusal_message(found))
         memory_bytes = execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
-        with tempfile.TemporaryDirectory(prefix="executioner-") as tmp:
-            workdir = Path(tmp)
-            self._write_input(workdir, execution)
+        with ExitStack() as descriptors:
+            files = self._input_files(execution, descriptors)
             cgroup = None
             if found.mode == "root-cgroup":
                 cgroup = SandboxCgroup.create(
@@ -172,7 +183,7 @@ class LocalBackend:
                     ) from exc
             scope = memory_bytes if found.mode == "systemd-scope" else None
             try:
-                outcome = self._run_sandbox(bwrap, workdir, execution, cgroup, scope)
+                outcome = self._run_sandbox(bwrap, files, execution, cgroup, scope)
                 enforced = "cgroup" if cgroup is not None or scope is not None else "rlimit"
                 return outcome.model_copy(update={"limits_enforced": enforced})
             finally:
@@ -189,7 +200,7 @@ class LocalBackend:
         if process and process.poll() is None:
             process.kill()  # bwrap --die-with-parent takes the whole sandbox down with it
 
-    def _spawn(self, argv: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], pass_fds: tuple[int, ...]) -> subprocess.Popen:
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -200,13 +211,13 @@ class LocalBackend:
             env={"PATH": "/usr/bin:/bin"},
         )
 
-    def _spawn_in_cgroup(self, command, cgroup: SandboxCgroup) -> subprocess.Popen:
+    def _spawn_in_cgroup(self, command, cgroup: SandboxCgroup, pass_fds: tuple[int, ...]) -> subprocess.Popen:
         """Start bubblewrap held at --block-fd, move its sandbox process into the cgroups, then release it,
         so everything the sandbox ever runs is inside them. `command(gate)` gives the command line."""
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
         try:
-            process = self._spawn(command((info_write, block_read)), pass_fds=(info_write, block_read))
+            process = self._spawn(command((info_write, block_read)), pass_fds=(*pass_fds, info_write, block_read))
         finally:
             os.close(info_write)
             os.close(block_read)
@@ -233,21 +244,29 @@ class LocalBackend:
         # A local sandbox dies with its worker (--die-with-parent): nothing is left to harvest.
         return Outcome.failure(Status.error, LOST_WORKER_REASON)
 
-    def _write_input(self, workdir: Path, execution: Execution) -> None:
-        # The sandbox runs as another user: it needs to read these, never to write them.
-        workdir.chmod(0o755)
-        (workdir / "input").mkdir(mode=0o755)
-        for name, content in (("main.py", execution.code), ("stdin", execution.stdin)):
-            path = workdir / "input" / name
-            path.write_text(content, encoding="utf-8")
-            path.chmod(0o644)
-        shutil.copyfile(runner_source(), workdir / "runner.py")
-        (workdir / "runner.py").chmod(0o644)
+    def _input_files(self, execution: Execution, descriptors: ExitStack) -> dict[str, int]:
+        """In-memory files (memfds) that bubblewrap copies into the sandbox, by their path there; the seccomp
+        program under "seccomp". Nothing of the execution touches the host's disk, and no other user can read it."""
+        files = {"seccomp": filter_fd()}
+        descriptors.callback(os.close, files["seccomp"])
+        for path, content in (
+            (CODE_PATH, execution.code.encode()),
+            (STDIN_PATH, execution.stdin.encode()),
+            (RUNNER_PATH, runner_source().read_bytes()),
+        ):
+            fd = os.memfd_create(os.path.basename(path), os.MFD_CLOEXEC)
+            descriptors.callback(os.close, fd)
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.lseek(fd, 0, os.SEEK_SET)
+            files[path] = fd
+        return files
 
     def command(
         self,
         bwrap: str,
-        workdir: Path,
+        files: dict[str, int],
         execution: Execution,
         cgroup: SandboxCgroup | None,
         gate: tuple[int, int] | None = None,
@@ -255,7 +274,9 @@ class LocalBackend:
     ) -> list[str]:
         """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups."""
         s = self.settings
-        argv = []
+        # RLIMIT_CORE 1 from the start: with a core_pattern that pipes to a helper the kernel ignores a limit of 0,
+        # and honours only 1 as "no dump"; the seccomp filter keeps the program from changing it.
+        argv = ["prlimit", "--core=1:1", "--"]
         if os.geteuid() == 0:
             # bubblewrap itself runs as the unprivileged sandbox user. setpriv rather than a
             # preexec_fn: Python then spawns with vfork, about 10 ms faster per execution.
@@ -298,12 +319,13 @@ class LocalBackend:
             "--size", str(s.shm_size_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/dev/shm",
             "--remount-ro", "/dev",
             "--size", str(s.tmp_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
-            "--ro-bind", str(workdir / "input"), INPUT_DIR,
-            "--ro-bind", str(workdir / "runner.py"), RUNNER_PATH,
         ]
         # fmt: on
-        if cgroup:
-            argv += ["--ro-bind", str(cgroup.oom_file), f"{OOM_FILE_IN_SANDBOX}/{cgroup.oom_file.name}"]
+        for path, fd in files.items():
+            if path != "seccomp":
+                argv += ["--perms", "0444", "--file", str(fd), path]
+        # bubblewrap loads the filter last, after its own mounts, just before it starts the runner
+        argv += ["--seccomp", str(files["seccomp"])]
         argv += ["--remount-ro", "/", "--chdir", "/tmp", s.sandbox_python, "-I", "-S", RUNNER_PATH]
         limited = cgroup is not None or scoped
         argv += runner_args(execution, s, memory_rlimit=not limited, max_processes=s.max_processes)
@@ -322,18 +344,21 @@ class LocalBackend:
     def _run_sandbox(
         self,
         bwrap: str,
-        workdir: Path,
+        files: dict[str, int],
         execution: Execution,
         cgroup: SandboxCgroup | None,
         scope_memory: int | None = None,
     ) -> Outcome:
+        fds = tuple(files.values())
         if scope_memory is not None:
-            argv = self.command(bwrap, workdir, execution, None, scoped=True)
-            process = self._spawn(self._systemd_scope(scope_memory) + argv)
+            argv = self.command(bwrap, files, execution, None, scoped=True)
+            process = self._spawn(self._systemd_scope(scope_memory) + argv, fds)
         elif cgroup is None:
-            process = self._spawn(self.command(bwrap, workdir, execution, None))
+            process = self._spawn(self.command(bwrap, files, execution, None), fds)
         else:
-            process = self._spawn_in_cgroup(lambda gate: self.command(bwrap, workdir, execution, cgroup, gate), cgroup)
+            process = self._spawn_in_cgroup(
+                lambda gate: self.command(bwrap, files, execution, cgroup, gate), cgroup, fds
+            )
         with self._lock:
             self._processes[execution.id] = process
             cancelled_early = execution.id in self._cancelled
@@ -348,7 +373,7 @@ class LocalBackend:
         if execution.id in self._cancelled:
             return Outcome.cancelled()
         try:
-            return parse_envelope(stdout.decode("utf-8", errors="replace"))
+            outcome = parse_envelope(stdout.decode("utf-8", errors="replace"))
         except EnvelopeError as exc:
             if (cgroup and cgroup.oom_kills() > 0) or (scope_memory is not None and process.returncode == -9):
                 return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(execution.limits.memory_mb))
@@ -356,3 +381,9 @@ class LocalBackend:
             detail = f" ({reason[-1]})" if reason else ""
             log.warning("sandbox for %s failed: exit %s%s", execution.id, process.returncode, detail)
             return Outcome.failure(Status.error, f"{exc}{detail}")
+        # The cgroup's OOM counter is read here, not bound into the sandbox (its path would show inside); the runner
+        # reads it itself only in a container. Any OOM kill in the sandbox means the program outgrew its memory.
+        if cgroup and outcome.status in (Status.succeeded, Status.failed) and cgroup.oom_kills() > 0:
+            reason = memory_exceeded_reason(execution.limits.memory_mb)
+            return outcome.model_copy(update={"status": Status.memory_exceeded, "error": reason})
+        return outcome

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from executioner.admission import Admission
 from executioner.api.metrics import ApiMetrics
-from executioner.api.middleware import BodySizeLimit, SecurityHeaders
+from executioner.api.middleware import BodySizeLimit, HostAllowlist, SecurityHeaders, allowed_host_names
 from executioner.api.routes import health, metrics
 from executioner.api.routes.executions import executions_router
 from executioner.events import ExecutionEvents
@@ -150,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if not settings.api_keys:
+        app.add_middleware(HostAllowlist, allowed=allowed_host_names(settings.host, settings.allowed_hosts))
     app.add_middleware(SecurityHeaders)
 
     if not settings.api_keys:

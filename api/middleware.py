@@ -1,4 +1,5 @@
-"""ASGI middleware: request size checked before parsing, and security headers on every answer."""
+"""ASGI middleware: request size checked before parsing, security headers on every answer, and, with no API keys,
+only the Host names the API is bound to."""
 
 from __future__ import annotations
 
@@ -105,3 +106,59 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: `[::1]:8000` -> `::1`, `Example.COM.:80` -> `example.com`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    if header.count(":") == 1:
+        header = header.partition(":")[0]
+    return header.rstrip(".")
+
+
+def allowed_host_names(bound_host: str, extra: list[str]) -> frozenset[str]:
+    """Loopback names, the address the API listens on (unless it is a wildcard), and the configured extras."""
+    names = set(LOOPBACK_NAMES) | {host_name(name) for name in extra}
+    if bound_host not in WILDCARD_ADDRESSES:
+        names.add(host_name(bound_host))
+    return frozenset(names)
+
+
+class HostAllowlist:
+    """Open mode (no API keys) answers only requests addressed to its own names: a page on another site whose DNS
+    name is rebound to 127.0.0.1 still sends its own name in Host, and gets 400. /healthz stays open to any Host
+    (the kubelet's probes address a pod by IP, and health says nothing)."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]):
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or "*" in self.allowed or scope.get("path") == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if host_name(header) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        names = ", ".join(sorted(f"[{name}]" if ":" in name else name for name in self.allowed))
+        body = json.dumps(
+            {
+                "detail": f"Host {header!r} is not a name of this API. Without API keys (EXECUTIONER_API_KEYS) it "
+                f"answers only to {names} (refusing DNS rebinding); add other names to EXECUTIONER_ALLOWED_HOSTS."
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

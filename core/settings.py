@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     # Comma-separated API keys; empty means the API is open (only sensible on 127.0.0.1).
     api_keys: Annotated[list[str], NoDecode] = []
+    # Without API keys the API answers only requests whose Host is 127.0.0.1, localhost, [::1] or EXECUTIONER_HOST
+    # (refusing DNS rebinding): comma-separated further names it is reached by; "*" allows any.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
     # Allowed browser origins for CORS, comma-separated; empty turns CORS off.
     cors_origins: Annotated[list[str], NoDecode] = []
     # Built web UI served at / (defaults to frontend/dist of the source tree, when built).
@@ -119,7 +122,7 @@ class Settings(BaseSettings):
     state_dir: str = "~/.local/state/executioner"
     local_redis_maxmemory_mb: int = Field(256, ge=16)
 
-    @field_validator("api_keys", "cors_origins", "cgroup_delegate", mode="before")
+    @field_validator("api_keys", "allowed_hosts", "cors_origins", "cgroup_delegate", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):

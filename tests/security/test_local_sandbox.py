@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from executioner.worker.backends.seccomp import DENIED_SYSCALL_NUMBERS, DENIED_SYSCALLS, ENOSYS_SYSCALLS
 from helpers.programs import new_marker, program
-from helpers.stack import run_program
+from helpers.stack import REPO, run_program
 
 # x86_64 numbers (arch/x86/entry/syscalls/syscall_64.tbl): the sandbox calls them by number, as an attacker would.
 X86_64_SYSCALLS = {
@@ -233,3 +234,33 @@ def test_input_files_never_sit_in_the_hosts_tmp(stack):
             doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
     assert doc["status"] == "succeeded" and doc["stdout"] == "done\n", doc
     assert found == [], found
+
+
+# Read-only cgroup mounts, as in most containers, in a mount namespace of this test's own.
+WITHOUT_WRITABLE_CGROUPS = (
+    "awk '$5 ~ \"^/sys/fs/cgroup\" {print $5}' /proc/self/mountinfo | "
+    'while read -r m; do mount -o remount,bind,ro "$m"; done; exec "$@"'
+)
+
+
+def test_a_root_worker_without_cgroups_refuses_rather_than_degrading(tmp_path):
+    assert os.geteuid() == 0, "this case is about a root worker"
+    source = tmp_path / "main.py"
+    source.write_text("print('ran')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+    command = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", WITHOUT_WRITABLE_CGROUPS, "sh"]
+    executioner = [str(REPO / ".venv" / "bin" / "executioner"), "run", "--json", str(source)]
+    refused = subprocess.run(command + executioner, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused
+    assert "running as root but /sys/fs/cgroup" in refused.stderr, refused.stderr
+    weak = subprocess.run(
+        command + executioner,
+        env={**env, "EXECUTIONER_ALLOW_WEAK_LIMITS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    doc = json.loads(weak.stdout)
+    assert doc["status"] == "succeeded" and doc["stdout"] == "ran\n", doc
+    assert doc["limits_enforced"] == "rlimit"
+    assert "WEAK LIMITS" in weak.stderr  # said at start, loudly

@@ -20,6 +20,7 @@ def ordinary_user(monkeypatch):
 
 def test_root_uses_its_own_cgroups(monkeypatch):
     monkeypatch.setattr(local.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(local, "root_can_create", lambda: None)
     found = local.enforcement(Settings())
     assert (found.mode, found.limits_enforced) == ("root-cgroup", "cgroup")
 

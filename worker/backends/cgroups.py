@@ -135,6 +135,18 @@ def delegated_kinds(parents: list[Path]) -> list[str]:
     return kinds
 
 
+def root_can_create() -> str | None:
+    """Why per-execution cgroups cannot be made here as root (None when they can): cgroup v2 with the memory and
+    pids controllers, or v1 memory and pids hierarchies, writable by this process."""
+    if _v2_has_controllers():
+        writable = os.access(CGROUP_ROOT, os.W_OK)
+    elif (CGROUP_ROOT / "memory").is_dir() and (CGROUP_ROOT / "pids").is_dir():
+        writable = os.access(CGROUP_ROOT / "memory", os.W_OK) and os.access(CGROUP_ROOT / "pids", os.W_OK)
+    else:
+        return f"{CGROUP_ROOT} offers no memory and pids controllers"
+    return None if writable else f"{CGROUP_ROOT} is not writable (a read-only cgroup mount, as in most containers)"
+
+
 def _v2_has_controllers() -> bool:
     try:
         controllers = (CGROUP_ROOT / "cgroup.controllers").read_text().split()

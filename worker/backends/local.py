@@ -42,7 +42,7 @@ from executioner.runner_protocol import (
 )
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
-from executioner.worker.backends.cgroups import SandboxCgroup, delegated_kinds
+from executioner.worker.backends.cgroups import SandboxCgroup, delegated_kinds, root_can_create
 from executioner.worker.backends.seccomp import SeccompUnavailable, filter_fd, filter_program
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ def systemd_user_manager() -> bool:
 
 def enforcement(settings: Settings) -> Enforcement:
     """The limit enforcement this process gets: never a silent fallback to rlimits."""
-    if os.geteuid() == 0:
+    no_cgroups = root_can_create() if os.geteuid() == 0 else None
+    if os.geteuid() == 0 and no_cgroups is None:
         return Enforcement("root-cgroup", f"per-execution memory and pids cgroups under {settings.cgroup_parent}")
     if settings.cgroup_delegate:
         parents = tuple(Path(path) for path in settings.cgroup_delegate)
@@ -120,10 +121,10 @@ def enforcement(settings: Settings) -> Enforcement:
             "WEAK LIMITS (EXECUTIONER_ALLOW_WEAK_LIMITS=1): rlimits only; forked children and tmpfs files "
             "escape the memory limit",
         )
+    who = f"running as root but {no_cgroups}," if no_cgroups else f"running as uid {os.geteuid()} without root,"
     return Enforcement(
         "refuse",
-        f"running as uid {os.geteuid()} without root, a delegated cgroup or a systemd user manager, so memory "
-        "and process limits cannot be enforced",
+        f"{who} without a delegated cgroup or a systemd user manager, so memory and process limits cannot be enforced",
     )
 
 
@@ -172,6 +173,10 @@ class LocalBackend:
                 cgroup = SandboxCgroup.create(
                     self.settings.cgroup_parent, execution.id, memory_bytes, self.settings.max_processes
                 )
+                if cgroup is None:  # never a silent fallback to rlimits
+                    raise SandboxUnavailable(
+                        f"cannot create the execution's cgroups under {self.settings.cgroup_parent}"
+                    )
             elif found.mode == "delegated-cgroup":
                 try:
                     cgroup = SandboxCgroup.create_delegated(

@@ -81,9 +81,18 @@ class Enforcement:
 
 
 def systemd_user_manager() -> bool:
-    """Whether a systemd user manager answers for this user (then `systemd-run --user --scope` can make cgroups)."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
+    """Whether a systemd user manager answers for this user and can hold a scope to MemoryMax and TasksMax: only
+    on cgroup v2 with the memory and pids controllers delegated to it (systemd's default user@.service does);
+    on cgroup v1 a user scope's MemoryMax would be silently ignored."""
+    uid = os.geteuid()
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
     if not shutil.which("systemd-run") or not Path(runtime, "systemd", "private").exists():
+        return False
+    manager = Path(f"/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service/cgroup.controllers")
+    try:
+        if not {"memory", "pids"} <= set(manager.read_text().split()):
+            return False
+    except OSError:
         return False
     try:
         probe = subprocess.run(

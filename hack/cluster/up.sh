@@ -108,7 +108,10 @@ start() { # name cmd... ; starts detached (own session) unless already running
   local name=$1; shift
   if p=$(pid_of "$name"); then log "$name already running (pid $p)"; return; fi
   log "starting $name"
-  setsid "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null 9>&- &
+  # Daemons keep no descriptor but their log: an inherited one would hold its lock (ours, or a caller's
+  # `flock FILE make cluster-up`) for as long as the cluster runs.
+  ( for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec setsid "$@" >> "$STATE/logs/$name.log" 2>&1 < /dev/null ) &
   echo $! > "$STATE/pids/$name.pid"
 }
 wait_for() { # description timeout cmd...

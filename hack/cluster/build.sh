@@ -2,6 +2,7 @@
 # Build (once) and cache the pinned cluster binaries from the Go module proxy.
 #
 #   hack/cluster/build.sh [tool...]     tools: kubernetes etcd helm kube-router local-path-provisioner pause
+#                                       kube-score
 #                                       (default: all)
 #
 # Everything lands in ~/.cache/executioner/<tool>-<version>/ (override the root with EXECUTIONER_CACHE);
@@ -119,6 +120,12 @@ build_local_path() {
     "-X main.VERSION=$LOCAL_PATH_VERSION"
 }
 
+# the manifest linter the chart tests run over `helm template` and a sandbox Job (tests/chart/test_kube_score.py)
+build_kube_score() {
+  build_plain kube-score github.com/zegl/kube-score "$KUBE_SCORE_VERSION" github.com/zegl/kube-score/cmd/kube-score \
+    "-X main.version=$KUBE_SCORE_VERSION"
+}
+
 build_pause() {
   local d="$CACHE/pause-$PAUSE_VERSION"
   if [ -x "$d/bin/pause" ]; then log "pause $PAUSE_VERSION cached"; return; fi
@@ -137,7 +144,7 @@ build_pause() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm kube-score)
 for t in "${tools[@]}"; do
   case $t in
     kubernetes) build_kubernetes ;;
@@ -146,6 +153,7 @@ for t in "${tools[@]}"; do
     kube-router) build_kube_router ;;
     local-path-provisioner) build_local_path ;;
     pause) build_pause ;;
+    kube-score) build_kube_score ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;
   esac
 done

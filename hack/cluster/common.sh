@@ -10,6 +10,7 @@ KBIN="$CACHE/kubernetes-$KUBE_VERSION/bin"
 ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin/etcd"
 KROUTER_BIN="$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin/kube-router"
 HELM_BIN="$CACHE/helm-$HELM_VERSION/bin/helm"
+KUBE_SCORE_BIN="$CACHE/kube-score-$KUBE_SCORE_VERSION/bin/kube-score"
 LOCAL_PATH_BIN="$CACHE/local-path-provisioner-$LOCAL_PATH_VERSION/bin/local-path-provisioner"
 LOCAL_PATH_DIR="$STATE/local-path"                   # PersistentVolume data (one directory per volume)
 LOCAL_PATH_NAMESPACE=local-path-storage              # where its helper pods run

@@ -63,7 +63,7 @@ else
   bad redis-server "not installed (Debian/Ubuntu: apt-get install redis-server); make up starts a private one"
 fi
 
-for tool in unshare:util-linux setpriv:util-linux prlimit:util-linux pgrep:procps; do
+for tool in unshare:util-linux setpriv:util-linux pgrep:procps; do
   if command -v "${tool%%:*}" >/dev/null; then ok "${tool%%:*}" "${tool#*:}"; else bad "${tool%%:*}" "not installed (apt-get install ${tool#*:})"; fi
 done
 

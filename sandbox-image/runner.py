@@ -116,13 +116,75 @@ NO_CORE_DUMPS = (1, 1)
 
 
 def disable_core_dumps() -> None:
-    """RLIMIT_CORE 1 for the runner and all it starts (the local backend sets it before the sandbox; there, the
-    syscall filter then forbids changing it, so only set it when it is not already so)."""
-    if resource.getrlimit(resource.RLIMIT_CORE) != NO_CORE_DUMPS:
-        try:
-            resource.setrlimit(resource.RLIMIT_CORE, NO_CORE_DUMPS)
-        except (OSError, ValueError) as exc:  # a hard limit of 0 cannot be raised to 1
-            raise RuntimeError(f"cannot disable core dumps (RLIMIT_CORE 1): {exc}") from exc
+    """RLIMIT_CORE 1 for the runner and all it starts."""
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, NO_CORE_DUMPS)
+    except (OSError, ValueError) as exc:  # a hard limit of 0 cannot be raised to 1
+        raise RuntimeError(f"cannot disable core dumps (RLIMIT_CORE 1): {exc}") from exc
+
+
+# The program may not lower RLIMIT_CORE to 0 (which a piped core_pattern ignores): a seccomp filter of the runner's
+# own, in every backend (a container's profile cannot tell the runner from the program), answers EPERM to
+# setrlimit(RLIMIT_CORE, ...) and prlimit64(..., RLIMIT_CORE, new, ...) with a new value; reading it stays allowed.
+# Hand-assembled classic BPF (no libseccomp in the sandbox image). Per architecture: its AUDIT_ARCH value, the mask
+# that folds its syscall numbers (x32 calls set bit 30 on x86_64), setrlimit's and prlimit64's numbers.
+CORE_LIMIT_SYSCALLS = (
+    (0xC000003E, 0xBFFFFFFF, 160, 302),  # x86_64 and x32
+    (0x40000003, 0xFFFFFFFF, 75, 340),  # i386 (int 0x80 from a 64-bit process)
+    (0xC00000B7, 0xFFFFFFFF, 164, 261),  # aarch64
+    (0x40000028, 0xFFFFFFFF, 75, 369),  # arm
+)
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+LD_W_ABS, AND_K, JEQ_K, RET_K = 0x20, 0x54, 0x15, 0x06
+SECCOMP_RET_ALLOW, SECCOMP_RET_EPERM = 0x7FFF0000, 0x00050000 | 1
+# struct seccomp_data offsets: nr, arch, then the 64-bit args (low word first on these little-endian machines)
+NR, ARCH, ARG0_LO, ARG1_LO, ARG2_LO, ARG2_HI = 0, 4, 16, 24, 32, 36
+RLIMIT_CORE_NUMBER = 4
+
+
+def core_limit_filter() -> list[tuple[int, int, int, int]]:
+    """The program as (code, jt, jf, k): one 16-instruction block per architecture, each jump within its block."""
+    program = []
+    for arch, mask, setrlimit, prlimit64 in CORE_LIMIT_SYSCALLS:
+        program += [
+            (LD_W_ABS, 0, 0, ARCH),
+            (JEQ_K, 0, 14, arch),  # another architecture: the next block
+            (LD_W_ABS, 0, 0, NR),
+            (AND_K, 0, 0, mask),
+            (JEQ_K, 0, 2, setrlimit),
+            (LD_W_ABS, 0, 0, ARG0_LO),  # setrlimit(resource, ...)
+            (JEQ_K, 7, 8, RLIMIT_CORE_NUMBER),  # -> deny / allow
+            (JEQ_K, 0, 7, prlimit64),
+            (LD_W_ABS, 0, 0, ARG1_LO),  # prlimit64(pid, resource, new, old)
+            (JEQ_K, 0, 5, RLIMIT_CORE_NUMBER),
+            (LD_W_ABS, 0, 0, ARG2_LO),
+            (JEQ_K, 0, 2, 0),  # new == NULL (both words) is a read: allowed
+            (LD_W_ABS, 0, 0, ARG2_HI),
+            (JEQ_K, 1, 0, 0),
+            (RET_K, 0, 0, SECCOMP_RET_EPERM),
+            (RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        ]
+    return [*program, (RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+
+
+def lock_core_limit() -> None:
+    """Install the filter in this process (the forked program); failing that, the program does not start."""
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    instructions = core_limit_filter()
+    program = (SockFilter * len(instructions))(*(SockFilter(*instruction) for instruction in instructions))
+    fprog = SockFprog(len(instructions), program)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if (
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        or libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0
+    ):
+        raise OSError(ctypes.get_errno(), f"cannot lock RLIMIT_CORE: {os.strerror(ctypes.get_errno())}")
 
 
 def read_oom_kills() -> int | None:
@@ -185,6 +247,7 @@ def child_setup(args: Options) -> None:
         limits.append((resource.RLIMIT_AS, args.memory_mb * 1024 * 1024))
     for which, value in limits:
         resource.setrlimit(which, (value, value))
+    lock_core_limit()
     try:  # the user program, never the runner, is what the OOM killer should pick
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")

@@ -1,6 +1,7 @@
 """The local sandbox's own protections: its syscall filter, core dumps, and what of the host it lets show.
 
-Every attack runs inside a sandbox, through the real API, worker and bubblewrap (the `stack` fixture).
+Every attack runs inside a sandbox, through the real API, worker and bubblewrap (the `stack` fixture); the core
+dump case runs on every backend (`run_code`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ X86_64_SYSCALLS = {
     "query_module": 178, "mbind": 237, "set_mempolicy": 238, "migrate_pages": 256, "move_pages": 279,
     "open_tree_attr": 467, "clone3": 435,
 }  # fmt: skip
-CLONE, PERSONALITY, SETRLIMIT, PRLIMIT64 = 56, 135, 160, 302
+CLONE, PERSONALITY = 56, 135
 
 
 @pytest.fixture
@@ -67,14 +68,6 @@ SYSCALL_PROBE = program(
     answers["personality(ADDR_NO_RANDOMIZE)"] = call(c["personality"], 0x0040000)
     answers["personality(READ_IMPLIES_EXEC)"] = call(c["personality"], 0x0400000)
     answers["personality(query)"] = call(c["personality"], 0xFFFFFFFF)
-    limit = (ctypes.c_ulong * 2)(0, 0)
-    answers["setrlimit(RLIMIT_CORE, 0)"] = call(c["setrlimit"], 4, ctypes.addressof(limit))
-    answers["prlimit64(RLIMIT_CORE, 0)"] = call(c["prlimit64"], 0, 4, ctypes.addressof(limit), 0)
-    current = (ctypes.c_ulong * 2)()
-    answers["prlimit64(RLIMIT_CORE, read)"] = call(c["prlimit64"], 0, 4, 0, ctypes.addressof(current))
-    answers["core limit"] = list(current)
-    files = (ctypes.c_ulong * 2)(64, 64)
-    answers["prlimit64(RLIMIT_NOFILE, 64)"] = call(c["prlimit64"], 0, 7, ctypes.addressof(files), 0)
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
     answers["Seccomp"] = status["Seccomp"].strip()
     print(json.dumps(answers))
@@ -91,17 +84,13 @@ def test_every_denied_syscall_answers_eperm(run_local):
     tables = {
         "calls": X86_64_SYSCALLS,
         "clone_flags": CLONE_NAMESPACE_FLAGS,
-        "const": {"clone": CLONE, "personality": PERSONALITY, "setrlimit": SETRLIMIT, "prlimit64": PRLIMIT64},
+        "const": {"clone": CLONE, "personality": PERSONALITY},
     }
     doc = run_local(SYSCALL_PROBE, stdin=json.dumps(tables))
     assert doc["status"] == "succeeded", doc
     answers = json.loads(doc["stdout"])
     assert answers.pop("Seccomp") == "2"  # a filter is loaded
-    assert answers.pop("core limit") == [1, 1]
-    # what stays allowed: reading a limit, other limits, asking for the current persona
-    assert answers.pop("prlimit64(RLIMIT_CORE, read)") == "ok"
-    assert answers.pop("prlimit64(RLIMIT_NOFILE, 64)") == "ok"
-    assert answers.pop("personality(query)") == "ok"
+    assert answers.pop("personality(query)") == "ok"  # asking for the current persona stays allowed
     # clone3 answers ENOSYS so the C library falls back to clone, whose flags the filter can read
     assert answers.pop("clone3") == "ENOSYS"
     refused = {name: answer for name, answer in answers.items() if answer != "EPERM"}
@@ -148,6 +137,54 @@ def test_ordinary_programs_still_work(run_local):
     ]
 
 
+CORE_LIMIT_PROBE = program(
+    """
+    import ctypes, errno, json, os, resource
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    def call(number, *args):
+        result = libc.syscall(ctypes.c_long(number), *(ctypes.c_ulong(a) for a in args))
+        return "ok" if result >= 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+    answers = {"limit": list(resource.getrlimit(resource.RLIMIT_CORE))}
+    zero, current, files = (ctypes.c_ulong * 2)(0, 0), (ctypes.c_ulong * 2)(), (ctypes.c_ulong * 2)(64, 64)
+    answers["setrlimit(RLIMIT_CORE, 0)"] = call(160, 4, ctypes.addressof(zero))
+    answers["prlimit64(RLIMIT_CORE, 0)"] = call(302, 0, 4, ctypes.addressof(zero), 0)
+    child = os.fork()
+    if child == 0:  # in a child: a filter may kill the caller for a foreign ABI
+        os._exit({"ok": 0, "EPERM": 1, "ENOSYS": 2}.get(
+            call(0x40000000 | 302, 0, 4, ctypes.addressof(zero), 0), 3))
+    status = os.waitpid(child, 0)[1]
+    answers["prlimit64(RLIMIT_CORE, 0) by x32 number"] = (
+        "SIGSYS" if os.WIFSIGNALED(status) and os.WTERMSIG(status) == 31
+        else ["ok", "EPERM", "ENOSYS", "other"][os.WEXITSTATUS(status)])
+    answers["prlimit64(RLIMIT_CORE, read)"] = call(302, 0, 4, 0, ctypes.addressof(current))
+    answers["prlimit64(RLIMIT_NOFILE, 64)"] = call(302, 0, 7, ctypes.addressof(files), 0)
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        answers["resource.setrlimit"] = "ok"
+    except (OSError, ValueError) as e:
+        answers["resource.setrlimit"] = type(e).__name__
+    answers["limit after"] = list(resource.getrlimit(resource.RLIMIT_CORE))
+    print(json.dumps(answers))
+    """
+)
+
+
+def test_the_core_limit_cannot_be_lowered(run_code):
+    """RLIMIT_CORE 0 would let a crash start a piped core_pattern's helper: it stays 1, on every backend."""
+    assert platform.machine() == "x86_64", "the probe calls syscalls by their x86_64 numbers"
+    doc = run_code(CORE_LIMIT_PROBE)
+    assert doc["status"] == "succeeded", doc
+    answers = json.loads(doc["stdout"])
+    assert answers["limit"] == answers["limit after"] == [1, 1]
+    assert answers["setrlimit(RLIMIT_CORE, 0)"] == answers["prlimit64(RLIMIT_CORE, 0)"] == "EPERM"
+    # by its x32 number: the local filter kills a foreign ABI's caller, the runner's filter answers EPERM
+    assert answers["prlimit64(RLIMIT_CORE, 0) by x32 number"] in ("SIGSYS", "EPERM"), answers
+    assert answers["resource.setrlimit"] in ("OSError", "ValueError")  # CPython reports EPERM as ValueError
+    # reading it and changing other limits stay allowed
+    assert answers["prlimit64(RLIMIT_CORE, read)"] == answers["prlimit64(RLIMIT_NOFILE, 64)"] == "ok"
+
+
 @pytest.fixture
 def piped_core_pattern(tmp_path):
     """The host pipes core dumps to a helper, as systemd-coredump and apport do; the helper records each call."""
@@ -166,9 +203,11 @@ def piped_core_pattern(tmp_path):
         pattern_file.write_text(previous)
 
 
-def test_a_crash_starts_no_core_dump_helper(run_local, piped_core_pattern):
+def test_a_crash_starts_no_core_dump_helper(run_code, piped_core_pattern):
+    """On both backends: the runner sets RLIMIT_CORE 1 in every sandbox (pods share the node's kernel and its
+    core_pattern)."""
     marker = new_marker("core")[:15]  # the crashing process's name (comm): 15 characters at most
-    doc = run_local(
+    doc = run_code(
         program(
             f"""
             import ctypes, os, subprocess, sys

@@ -7,7 +7,7 @@ nodes) with a size-limited /dev/shm, a size-limited private /tmp, and the
 execution's input (and the runner) as read-only files that bubblewrap copies
 from in-memory descriptors: no host directory holds them and no mount inside
 shows a host path. A seccomp filter (seccomp.py) denies the kernel surfaces an
-unprivileged program has no use for, and core dumps are off (RLIMIT_CORE 1).
+unprivileged program has no use for (the runner turns core dumps off itself).
 
 Memory and process limits (see `enforcement`): when the worker is root, bubblewrap
 itself runs as an unprivileged host user inside per-execution memory and pids
@@ -288,9 +288,7 @@ class LocalBackend:
     ) -> list[str]:
         """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups."""
         s = self.settings
-        # RLIMIT_CORE 1 from the start: with a core_pattern that pipes to a helper the kernel ignores a limit of 0,
-        # and honours only 1 as "no dump"; the seccomp filter keeps the program from changing it.
-        argv = ["prlimit", "--core=1:1", "--"]
+        argv = []
         if os.geteuid() == 0:
             # bubblewrap itself runs as the unprivileged sandbox user. setpriv rather than a
             # preexec_fn: Python then spawns with vfork, about 10 ms faster per execution.

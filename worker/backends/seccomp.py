@@ -110,9 +110,7 @@ CLONE_NAMESPACE_FLAGS = {
 # persona (0xffffffff) sets every bit, so it stays allowed.
 PERSONALITY_WEAKENING_FLAGS = {"ADDR_NO_RANDOMIZE": 0x0040000, "READ_IMPLIES_EXEC": 0x0400000}
 PERSONALITY_QUERY_BIT = 0x80000000
-# The runner sets RLIMIT_CORE to 1 (see sandbox-image/runner.py): the program may not change it (to 0, a piped
-# core_pattern would start the host's dump helper for every crash).
-RLIMIT_CORE = 4
+# RLIMIT_CORE is locked by the runner's own filter (sandbox-image/runner.py), in every backend.
 
 
 class SeccompUnavailable(RuntimeError):
@@ -135,9 +133,6 @@ def add_rules(syscall_filter, seccomp) -> None:
         syscall_filter.add_rule(
             deny, "personality", seccomp.Arg(0, seccomp.MASKED_EQ, flag | PERSONALITY_QUERY_BIT, flag)
         )
-    # changing RLIMIT_CORE: setrlimit, and prlimit64 with a new value (reading the limit stays allowed)
-    syscall_filter.add_rule(deny, "setrlimit", seccomp.Arg(0, seccomp.EQ, RLIMIT_CORE))
-    syscall_filter.add_rule(deny, "prlimit64", seccomp.Arg(1, seccomp.EQ, RLIMIT_CORE), seccomp.Arg(2, seccomp.NE, 0))
 
 
 @functools.lru_cache(maxsize=1)

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from executioner.admission import Admission
 from executioner.api.metrics import ApiMetrics
 from executioner.api.middleware import BodySizeLimit, HostAllowlist, SecurityHeaders, allowed_host_names
-from executioner.api.routes import health, metrics
+from executioner.api.routes import events, health, metrics
 from executioner.api.routes.executions import executions_router
 from executioner.events import ExecutionEvents
 from executioner.logs import configure_logging
@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(executions_router(settings))
+    app.include_router(events.router)
     mount_docs(app)
 
     @app.exception_handler(redis.RedisError)

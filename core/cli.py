@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import httpx
+from httpx_sse import SSEError, connect_sse
 
 from executioner.models import Execution, ExecutionPublic, Limits, Status, utcnow
 from executioner.settings import Settings
+from executioner.streams import LiveOutput
 from executioner.supervisor import Supervisor
 
 # Exit statuses when the program did not exit on its own (the timeout(1) convention where one exists).
@@ -29,18 +31,33 @@ def exit_status(document: ExecutionPublic) -> int:
     return EXIT_STATUS.get(document.status, 1)
 
 
-def report(document: ExecutionPublic, as_json: bool) -> int:
+def report(document: ExecutionPublic, as_json: bool, streamed: bool = False) -> int:
+    """Print the result; `streamed`: its output was printed already, as it came."""
     if as_json:
         print(document.model_dump_json(indent=2))
     else:
-        sys.stdout.write(document.stdout)
-        sys.stderr.write(document.stderr)
+        if not streamed:
+            sys.stdout.write(document.stdout)
+            sys.stderr.write(document.stderr)
         for stream in ("stdout", "stderr"):
             if getattr(document, f"{stream}_truncated"):
                 print(f"executioner: {stream} was truncated", file=sys.stderr)
         if document.status not in (Status.succeeded, Status.failed) or document.error:
             print(f"executioner: {document.status}: {document.error or ''}".rstrip(": "), file=sys.stderr)
     return exit_status(document)
+
+
+def print_piece(stream: str, text: str) -> None:
+    target = sys.stdout if stream == "stdout" else sys.stderr
+    target.write(text)
+    target.flush()
+
+
+class TerminalOutput(LiveOutput):
+    """Live output on this terminal: the program's stdout to stdout, its stderr to stderr."""
+
+    def deliver(self, stream: str, offset: int, text: str, truncated: bool) -> None:
+        print_piece(stream, text)
 
 
 def read_text(path: str | None) -> str:
@@ -102,9 +119,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     execution = Execution.new(
         code=read_text(args.file), stdin=read_text(args.stdin), limits=limits, backend="local", status=Status.running
     )
-    outcome = LocalBackend(settings).run(execution)
+    output = None if args.json else TerminalOutput()
+    outcome = LocalBackend(settings).run(execution, output)
+    if output is not None:
+        outcome = output.finish(outcome)
     document = execution.model_copy(update={**outcome.model_dump(), "finished_at": utcnow()}).public()
-    return report(document, args.json)
+    return report(document, args.json, streamed=output is not None)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -113,7 +133,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     limits = {k: v for k, v in (("timeout_seconds", args.timeout), ("memory_mb", args.memory)) if v is not None}
     if limits:
         body["limits"] = limits
-    wait = DEFAULT_WAIT_SECONDS
+    wait = 0 if not args.json else DEFAULT_WAIT_SECONDS  # without --json the output is followed live instead
     with httpx.Client(base_url=args.url, headers=headers, timeout=60) as client:
         response = client.post("/v1/executions", params={"wait": wait}, json=body)
         if (server_max := max_wait_from(response)) is not None:  # the server allows less: ask again with its max
@@ -123,6 +143,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
             print(f"executioner: the API answered {response.status_code}: {response.text}", file=sys.stderr)
             return 2
         document = ExecutionPublic.model_validate(response.json())
+        if not args.json and (followed := follow_live(client, document.id)) is not None:
+            return report(followed, as_json=False, streamed=True)
+        wait = DEFAULT_WAIT_SECONDS if wait == 0 else wait
         while not document.status.terminal:
             response = client.get(f"/v1/executions/{document.id}", params={"wait": wait})
             response.raise_for_status()
@@ -131,6 +154,47 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 DEFAULT_WAIT_SECONDS = 30.0
+
+
+# Times the CLI reconnects to an execution's event stream (resuming where it was) before it falls back to waiting.
+STREAM_RECONNECTS = 5
+STREAM_TIMEOUT = httpx.Timeout(60, read=None)  # a quiet program sends nothing for a while (pings every 15 s)
+
+
+def follow_live(client: httpx.Client, execution_id: str) -> ExecutionPublic | None:
+    """Print the execution's output as it comes (its event stream) and return the final document; None when the
+    stream is unavailable (an older API) and nothing was printed."""
+    last_id = None
+    printed = {"stdout": 0, "stderr": 0}
+    for _ in range(STREAM_RECONNECTS):
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        try:
+            with connect_sse(
+                client, "GET", f"/v1/executions/{execution_id}/events", headers=headers, timeout=STREAM_TIMEOUT
+            ) as source:
+                if source.response.status_code != 200:
+                    break
+                for event in source.iter_sse():
+                    last_id = event.id or last_id
+                    if event.event in printed:
+                        text = event.json()["data"]
+                        print_piece(event.event, text)
+                        printed[event.event] += len(text)
+                    elif event.event == "result":
+                        return ExecutionPublic.model_validate_json(event.data)
+        except (httpx.TransportError, SSEError):
+            continue  # dropped: come back where it was
+    if last_id is None:
+        return None
+    # The stream kept failing part-way: wait for the result, and print what the stream did not.
+    document = ExecutionPublic.model_validate(client.get(f"/v1/executions/{execution_id}").json())
+    while not document.status.terminal:
+        response = client.get(f"/v1/executions/{execution_id}", params={"wait": DEFAULT_WAIT_SECONDS})
+        response.raise_for_status()
+        document = ExecutionPublic.model_validate(response.json())
+    for stream, count in printed.items():
+        print_piece(stream, getattr(document, stream)[count:])
+    return document
 
 
 def max_wait_from(response: httpx.Response) -> float | None:

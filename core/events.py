@@ -4,15 +4,20 @@ Every status transition is published on the execution's channel (see store.py). 
 pattern subscription for all of them and wakes the waiters of that execution; a waiter registers before it reads
 the record, so a transition in between is never missed, and it always reads the record again at the end, so a
 lost message (Redis restarting, say) costs at most the wait, never a wrong answer.
+
+Following an execution's event stream (live output, `follow`) works the same way: the listener also hears the
+output channels, and a follower reads the stream again whenever it is woken, or every POLL_SECONDS anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -25,6 +30,21 @@ RECONNECT_SECONDS = 1.0
 POLL_SECONDS = 1.0
 CLOSE_SECONDS = 2.0
 REDIS_CONNECTIONS = 32
+
+
+# Entries read from an event stream at a time.
+READ_COUNT = 500
+# A follower with no news this long reads the stream again anyway (a lost wake-up costs at most this).
+FOLLOW_POLL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of an execution's stream: `data` is JSON text (see streams.py); the last is `result`."""
+
+    id: str
+    event: str
+    data: str
 
 
 class TooManyWaiters(RuntimeError):
@@ -42,6 +62,7 @@ class ExecutionEvents:
         self.max_waiters_per_owner = max_waiters_per_owner
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._per_owner: Counter[str] = Counter()
+        self._followers: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
 
     # Lifecycle -----------------------------------------------------------------
@@ -98,6 +119,55 @@ class ExecutionEvents:
             if not waiters:
                 del self._waiters[execution_id]
 
+    # Following the event stream ----------------------------------------------
+    @contextlib.contextmanager
+    def _following(self, execution_id: str) -> Iterator[asyncio.Event]:
+        woken = asyncio.Event()
+        self._followers[execution_id].add(woken)
+        try:
+            yield woken
+        finally:
+            followers = self._followers[execution_id]
+            followers.discard(woken)
+            if not followers:
+                del self._followers[execution_id]
+
+    async def follow(self, execution_id: str, after: str = "0") -> AsyncIterator[StreamEvent]:
+        """The execution's events after stream id `after` ("0": from the start), live until its terminal status,
+        then a `result` event whose data is its public document. Ends early if the record disappears."""
+        key = ExecutionStore.event_stream_key(execution_id)
+        record = ExecutionStore.record_key(execution_id)
+        last = after
+        with self._following(execution_id) as woken:
+            while True:
+                woken.clear()
+                # The status first: when it is already final, the read below sees every event before it.
+                status = await self.redis.hget(record, "status")
+                if status is None:
+                    return
+                replies = cast(list[Any], await self.redis.xread({key: last}, count=READ_COUNT))  # RESP2: a list
+                entries: list[tuple[str, dict[str, str]]] = replies[0][1] if replies else []
+                for entry_id, fields in entries:
+                    last = entry_id
+                    yield StreamEvent(entry_id, fields["event"], fields["data"])
+                    if fields["event"] == "status" and Status(json.loads(fields["data"])["status"]).terminal:
+                        break
+                else:
+                    if entries:
+                        continue
+                    if not Status(json.loads(status)).terminal:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(woken.wait(), FOLLOW_POLL_SECONDS)
+                        continue
+                execution = await self.get(execution_id)
+                if execution is not None:
+                    yield StreamEvent(last, "result", execution.public().model_dump_json())
+                return
+
+    @property
+    def following(self) -> int:
+        return sum(len(followers) for followers in self._followers.values())
+
     @property
     def waiting(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())
@@ -108,7 +178,7 @@ class ExecutionEvents:
         while True:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.psubscribe(prefix + "*")
+                    await pubsub.psubscribe(prefix + "*", ExecutionStore.output_channel("") + "*")
                     self._wake_all()  # anything published while we were away: waiters re-read
                     while True:  # polled with a timeout rather than listen(), so cancelling always lands
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_SECONDS)
@@ -121,12 +191,19 @@ class ExecutionEvents:
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     def _dispatch(self, message: dict[str, Any], prefix: str) -> None:
-        if message.get("type") != "pmessage" or not Status(message["data"]).terminal:
+        if message.get("type") != "pmessage":
             return
-        for woken in self._waiters.get(str(message["channel"]).removeprefix(prefix), ()):
+        channel = str(message["channel"])
+        output_prefix = ExecutionStore.output_channel("")
+        execution_id = channel.removeprefix(output_prefix if channel.startswith(output_prefix) else prefix)
+        for woken in self._followers.get(execution_id, ()):
+            woken.set()
+        if channel.startswith(output_prefix) or not Status(message["data"]).terminal:
+            return
+        for woken in self._waiters.get(execution_id, ()):
             woken.set()
 
     def _wake_all(self) -> None:
-        for waiters in self._waiters.values():
+        for waiters in [*self._waiters.values(), *self._followers.values()]:
             for woken in waiters:
                 woken.set()

@@ -6,8 +6,11 @@ inside the sandbox; this module is the system's side of the same contract.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -21,6 +24,9 @@ INPUT_DIR = "/sandbox"
 CODE_PATH = f"{INPUT_DIR}/main.py"
 STDIN_PATH = f"{INPUT_DIR}/stdin"
 RUNNER_STATUSES = {Status.succeeded, Status.failed, Status.timed_out, Status.memory_exceeded, Status.error}
+# How the runner's live-output lines begin (the envelope begins with '{"v":'). Only the runner writes its stdout.
+CHUNK_PREFIX = '{"stream":'
+OUTPUT_STREAMS = ("stdout", "stderr")
 
 
 def runner_source() -> Path:
@@ -56,9 +62,59 @@ class EnvelopeError(ValueError):
     """The sandbox ended without a well-formed result envelope."""
 
 
+class OutputSink(Protocol):
+    """Where a backend sends the program's output while it runs (core/streams.py has the implementations)."""
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Bytes the runner kept of `stream` ("stdout" or "stderr"), in order."""
+
+    def truncated(self, stream: str) -> None:
+        """The stream reached the output cap: nothing more of it follows."""
+
+
+class RunnerLines:
+    """Reads the runner's stdout as it arrives, in pieces of any size: chunk lines go to `output` at once, the
+    other lines (the envelope) are kept for parse_envelope."""
+
+    def __init__(self, output: OutputSink | None):
+        self.output = output
+        self._partial = b""
+        self._kept: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self._line(line)
+
+    def text(self) -> str:
+        """The runner's output without its chunk lines, as parse_envelope reads it."""
+        if self._partial:
+            self._line(self._partial)
+            self._partial = b""
+        return b"\n".join(self._kept).decode("utf-8", errors="replace")
+
+    def _line(self, line: bytes) -> None:
+        if not line.startswith(CHUNK_PREFIX.encode()):
+            self._kept.append(line)
+            return
+        if self.output is None:
+            return
+        try:
+            chunk = json.loads(line)
+            stream = chunk["stream"]
+            if stream not in OUTPUT_STREAMS:
+                return
+            if chunk.get("truncated"):
+                self.output.truncated(stream)
+            else:
+                self.output.write(stream, base64.b64decode(chunk["bytes"], validate=True))
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return  # a line cut short by a dying sandbox: the envelope (or its absence) decides the outcome
+
+
 def parse_envelope(output: str) -> Outcome:
-    """Read the runner's last output line; anything malformed is the sandbox's failure."""
-    lines = [line for line in output.splitlines() if line.strip()]
+    """Read the runner's last output line (chunk lines aside); anything malformed is the sandbox's failure."""
+    lines = [line for line in output.splitlines() if line.strip() and not line.startswith(CHUNK_PREFIX)]
     if not lines:
         raise EnvelopeError("the sandbox ended without reporting a result")
     try:

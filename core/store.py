@@ -3,7 +3,8 @@
 Each record is a hash whose fields hold JSON values. A Lua script checks the
 current status and applies a transition atomically, so a redelivered Celery
 message, a second worker or the operator can never write a second result.
-Every transition is published on the record's channel; `?wait` blocks on it.
+Every transition is published on the record's channel; `?wait` blocks on it. Every transition is also appended to
+the execution's event stream (a Redis Stream; live output goes there too, see streams.py), in the same atomic step.
 """
 
 from __future__ import annotations
@@ -42,12 +43,22 @@ end
 """
 
 # Admission and creation in one step, so concurrent requests cannot all pass a cap before any is counted.
-# KEYS: record, owner index, active set, owner's active set, events channel, running set, owner usage, owner counter
+# Appends a status event to the execution's event stream, which lives as long as its record.
+_STATUS_EVENT_LUA = """
+local function status_event(stream, status, ttl)
+  redis.call('XADD', stream, 'MAXLEN', '~', 10000, '*', 'event', 'status', 'data', cjson.encode({status = status}))
+  if ttl > 0 then redis.call('EXPIRE', stream, ttl) end
+end
+"""
+
+# KEYS: record, owner index, active set, owner's active set, events channel, running set, owner usage, owner counter,
+#       event stream
 # ARGV: max queued, max active for the owner, byte budget (0 = off), input bytes, retention seconds,
 #       created-at score, execution id, then field/value pairs (values JSON-encoded)
 # Returns {"created"} or {refusal reason, the number that refused it}.
 _CREATE_LUA = (
     _RELEASE_EXPIRED_LUA
+    + _STATUS_EVENT_LUA
     + """
 local max_queued, max_active, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bytes, retention, score = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -73,6 +84,7 @@ redis.call('EXPIRE', KEYS[2], retention)
 redis.call('ZADD', KEYS[3], score, KEYS[1])
 redis.call('SADD', KEYS[4], KEYS[1])
 hold(KEYS[7], KEYS[8], ARGV[7] .. ':in:' .. bytes, bytes, now + retention, retention)
+status_event(KEYS[9], 'queued', retention)
 redis.call('PUBLISH', KEYS[5], 'queued')
 return {'created', 0}
 """
@@ -80,11 +92,12 @@ return {'created', 0}
 
 # KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>"),
 #       usage prefix (the owner's usage set and counter are "<prefix>:<owner>" and "<prefix>-bytes:<owner>"),
-#       metrics hash, finished set (records by finish time, for the payload retention)
+#       metrics hash, finished set (records by finish time, for the payload retention), event stream
 # ARGV: allowed current statuses (JSON list), new status, lease owner ("" for none),
 #       lease ttl ms, output bytes to count against the owner, then field/value pairs (values JSON-encoded)
 _TRANSITION_LUA = (
     _RELEASE_EXPIRED_LUA
+    + _STATUS_EVENT_LUA
     + """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return -1 end
@@ -114,6 +127,7 @@ elseif ARGV[2] ~= 'queued' then
          tonumber(redis.call('TIME')[1]) + ttl, ttl)
   end
 end
+status_event(KEYS[9], ARGV[2], redis.call('TTL', KEYS[1]))
 redis.call('PUBLISH', KEYS[4], ARGV[2])
 return 1
 """
@@ -212,6 +226,16 @@ class ExecutionStore:
         return f"{PREFIX}:events:{execution_id}"
 
     @staticmethod
+    def event_stream_key(execution_id: str) -> str:
+        """The execution's events (status transitions, live output chunks) as a Redis Stream; see streams.py."""
+        return f"{PREFIX}:stream:{execution_id}"
+
+    @staticmethod
+    def output_channel(execution_id: str) -> str:
+        """Announces new output chunks in the event stream (statuses are announced on events_channel)."""
+        return f"{PREFIX}:output:{execution_id}"
+
+    @staticmethod
     def index_key(owner: str) -> str:
         return f"{PREFIX}:index:{owner}"
 
@@ -245,6 +269,7 @@ class ExecutionStore:
                 self.RUNNING_KEY,
                 usage,
                 counter,
+                self.event_stream_key(execution.id),
             ],
             args=[
                 caps.max_queued,
@@ -312,6 +337,7 @@ class ExecutionStore:
                 self.USAGE_PREFIX,
                 METRICS_KEY,
                 self.FINISHED_KEY,
+                self.event_stream_key(execution_id),
             ],
             args=[
                 json.dumps([s.value for s in allowed_from]),
@@ -397,10 +423,12 @@ class ExecutionStore:
         cutoff = time.time() - self.payload_retention_seconds
         keys = cast(list[str], self.redis.zrangebyscore(self.FINISHED_KEY, "-inf", cutoff, start=0, num=1000))
         prefix = self.record_key("")
-        return sum(
-            int(self._drop_payload(keys=[key, self.FINISHED_KEY, self.USAGE_PREFIX], args=[key.removeprefix(prefix)]))
-            for key in keys
-        )
+        dropped = 0
+        for key in keys:
+            execution_id = key.removeprefix(prefix)
+            dropped += int(self._drop_payload(keys=[key, self.FINISHED_KEY, self.USAGE_PREFIX], args=[execution_id]))
+            self.redis.delete(self.event_stream_key(execution_id))  # its output chunks are payload too
+        return dropped
 
     def memory(self) -> tuple[int, int]:
         """Redis's used memory and its maxmemory (0 when unbounded), in bytes."""

@@ -4,7 +4,9 @@ It runs inside the sandbox (a bubblewrap namespace locally, the container of a
 Kubernetes Job in production), ideally as PID 1 of its own PID namespace. It
 starts the user's program as a child with only pipes for stdout and stderr,
 enforces the limits, kills every process of the sandbox at the end, and writes
-one JSON envelope line to its own stdout. User code never holds a descriptor
+one JSON envelope line to its own stdout. While the program runs, the runner forwards the output it keeps (within
+the cap) as chunk lines on that same stdout, base64 inside JSON, so the worker can stream it live; the chunks are
+exactly the bytes the envelope reports. User code never holds a descriptor
 to that stdout, cannot ptrace or open /proc/1/fd of a non-dumpable process, and
 cannot signal PID 1, so it can neither forge nor suppress the envelope.
 
@@ -24,6 +26,7 @@ import sys
 import time
 import types
 from _json import encode_basestring_ascii as json_string
+from binascii import b2a_base64
 from types import SimpleNamespace
 
 ENVELOPE_VERSION = 1
@@ -200,12 +203,29 @@ def read_oom_kills() -> int | None:
     return None
 
 
-class Stream:
-    """Keeps the first `limit` bytes of a pipe and counts the rest."""
+def write_line(line: str) -> None:
+    """One whole line on the runner's stdout (the worker reads it), however many writes that takes."""
+    view = memoryview(line.encode())
+    while view:
+        view = view[os.write(1, view) :]
 
-    def __init__(self, fd: int, limit: int):
+
+def forward_chunk(name: str, data: bytes) -> None:
+    """A live-output chunk line: `{"stream": NAME, "bytes": BASE64}` (see runner_protocol.RunnerLines)."""
+    write_line(f'{{"stream":"{name}","bytes":"{b2a_base64(data, newline=False).decode()}"}}\n')
+
+
+def forward_truncation(name: str) -> None:
+    write_line(f'{{"stream":"{name}","truncated":true}}\n')
+
+
+class Stream:
+    """Keeps the first `limit` bytes of a pipe and counts the rest; forwards what it keeps as it arrives."""
+
+    def __init__(self, fd: int, limit: int, name: str = ""):
         self.fd = fd
         self.limit = limit
+        self.name = name  # "stdout" or "stderr": forwarded live under this name; "" forwards nothing
         self.data = bytearray()
         self.truncated = False
 
@@ -219,8 +239,12 @@ class Stream:
         room = self.limit - len(self.data)
         if room > 0:
             self.data += chunk[:room]
-        if len(chunk) > room:
+            if self.name:
+                forward_chunk(self.name, chunk[:room])
+        if len(chunk) > room and not self.truncated:
             self.truncated = True
+            if self.name:
+                forward_truncation(self.name)
         return True
 
     def text(self) -> str:
@@ -379,7 +403,7 @@ def run(args: Options) -> dict:
     os.close(stdin_fd)
     os.close(out_w)
     os.close(err_w)
-    streams = {out_r: Stream(out_r, args.output_limit), err_r: Stream(err_r, args.output_limit)}
+    streams = {out_r: Stream(out_r, args.output_limit, "stdout"), err_r: Stream(err_r, args.output_limit, "stderr")}
     poller = select.epoll()
     for fd in streams:
         os.set_blocking(fd, False)
@@ -504,10 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         envelope = run(args)
     except Exception as exc:  # noqa: BLE001 - the envelope must say what broke
         envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": f"sandbox runner failed: {exc!r}"}
-    line = (to_json(envelope) + "\n").encode()
-    view = memoryview(line)
-    while view:
-        view = view[os.write(1, view) :]
+    write_line(to_json(envelope) + "\n")
     return 0
 
 

@@ -14,8 +14,10 @@ import redis
 from executioner.metrics import record_run
 from executioner.models import Execution, Outcome, Status, utcnow
 from executioner.queue import waiting_message_ids
+from executioner.runner_protocol import OutputSink
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
+from executioner.streams import RedisOutput
 from executioner.worker.active import ActiveExecutions
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxBackend, SandboxUnavailable
 
@@ -62,7 +64,9 @@ def execute(
     log.info("running execution %s on %s", execution_id, backend.name, extra={"execution_id": execution_id})
     with active.holding(execution_id, lease_owner):  # held until the result is recorded, not just run
         asked_at = time.time()
-        outcome = _run(backend, execution)
+        # The output goes to the execution's event stream as it comes, and all of it before the result.
+        output = RedisOutput(store.redis, execution_id, store.retention_seconds)
+        outcome = output.finish(_run(backend, execution, output))
         recorded = _finish_despite_outages(store, execution_id, outcome, settings.store_outage_seconds)
     if recorded:
         _record_timings(store, backend.name, execution, started_at, asked_at, outcome)
@@ -114,9 +118,9 @@ def _record_timings(
         log.warning("could not record the timings of %s", execution.id, exc_info=True)
 
 
-def _run(backend: SandboxBackend, execution: Execution) -> Outcome:
+def _run(backend: SandboxBackend, execution: Execution, output: OutputSink) -> Outcome:
     try:
-        return backend.run(execution)
+        return backend.run(execution, output)
     except SandboxUnavailable as exc:
         return Outcome.failure(Status.error, str(exc))
     except Exception as exc:

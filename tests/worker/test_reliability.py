@@ -30,7 +30,7 @@ class CountingBackend:
     def __init__(self):
         self.runs = 0
 
-    def run(self, execution):
+    def run(self, execution, output=None):
         self.runs += 1
         time.sleep(0.2)
         return Outcome(status=Status.succeeded, stdout="ran")

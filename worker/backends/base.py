@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from executioner.models import Execution, Outcome
+from executioner.runner_protocol import OutputSink
 from executioner.settings import Settings
 
 LOST_WORKER_REASON = "the worker running this execution was lost before it finished; the result is unknown"
@@ -17,8 +18,9 @@ class SandboxUnavailable(RuntimeError):
 class SandboxBackend(Protocol):
     name: str
 
-    def run(self, execution: Execution) -> Outcome:
-        """Run the execution to its end and report the outcome; never raises for user-code failures."""
+    def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
+        """Run the execution to its end and report the outcome; never raises for user-code failures. The program's
+        output goes to `output` as it is produced, where the backend can."""
 
     def cancel(self, execution_id: str) -> None:
         """Stop the execution's sandbox if it runs here; a no-op otherwise."""

@@ -37,6 +37,8 @@ from executioner.runner_protocol import (
     RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
+    OutputSink,
+    RunnerLines,
     parse_envelope,
     runner_args,
 )
@@ -223,6 +225,43 @@ def outcome_from_pod(pod: client.V1Pod, logs: str | None, limits_memory_mb: int)
     return Outcome.failure(Status.error, f"the sandbox ended without reporting a result{detail}")
 
 
+class LogFollower:
+    """Follows the sandbox's log from when it starts running, in a thread, and feeds the runner's live-output lines to
+    `output`. The log is followed once: what a broken connection misses, LiveOutput.finish delivers at the end."""
+
+    def __init__(self, core: client.CoreV1Api, namespace: str, output: OutputSink | None):
+        self.core = core
+        self.namespace = namespace
+        self.runner = RunnerLines(output)
+        self.enabled = output is not None
+        self._thread: threading.Thread | None = None
+        self._response: Any = None
+
+    def follow(self, pod: client.V1Pod) -> None:
+        state = sandbox_state(pod)
+        if self.enabled and self._thread is None and state is not None and state.running is not None:
+            self._thread = threading.Thread(target=self._read, args=(pod.metadata.name,), daemon=True)
+            self._thread.start()
+
+    def stop(self, seconds: float = 2.0) -> None:
+        """The log ends when the sandbox does; give it `seconds` to drain, then cut it off."""
+        if self._thread is None:
+            return
+        self._thread.join(seconds)
+        if self._thread.is_alive() and self._response is not None:
+            self._response.close()
+
+    def _read(self, pod_name: str) -> None:
+        try:
+            self._response = self.core.read_namespaced_pod_log(
+                pod_name, self.namespace, container=CONTAINER, follow=True, _preload_content=False
+            )
+            for piece in self._response.stream(None, decode_content=False):  # each piece as the server sends it
+                self.runner.feed(piece)
+        except Exception as exc:  # noqa: BLE001 - live output is best effort; the result comes from the final log
+            log.info("stopped following the log of %s: %s", pod_name, exc)
+
+
 def unschedulable_outcome(pod: client.V1Pod, waited_seconds: float, schedule_timeout_seconds: float) -> Outcome | None:
     """`error` once a pod has waited past the schedule timeout for a node that can run it."""
     if waited_seconds <= schedule_timeout_seconds:
@@ -275,7 +314,7 @@ class KubernetesBackend:
         self._lock = threading.Lock()
 
     # Interface -------------------------------------------------------------
-    def run(self, execution: Execution) -> Outcome:
+    def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
         if self.is_cancelled(execution.id):
             return Outcome.cancelled()
         self.require_network_policy()
@@ -285,7 +324,11 @@ class KubernetesBackend:
         for secret in build_input_secrets(execution, manifest):
             with_retries(self.core.create_namespaced_secret, self.namespace, secret)
         log.info("execution %s runs as job %s/%s", execution.id, self.namespace, job.metadata.name)
-        return self.wait_for_outcome(execution)
+        follower = LogFollower(self.core, self.namespace, output)  # live output, once the sandbox runs
+        try:
+            return self.wait_for_outcome(execution, follower)
+        finally:
+            follower.stop()
 
     def cancel(self, execution_id: str) -> None:
         with self._lock:
@@ -337,7 +380,7 @@ class KubernetesBackend:
             if exc.status != 404:
                 log.warning("could not delete job %s: %s", job_name(execution_id), exc.reason)
 
-    def wait_for_outcome(self, execution: Execution) -> Outcome:
+    def wait_for_outcome(self, execution: Execution, follower: LogFollower | None = None) -> Outcome:
         """Follow the execution's pod until it ends, is lost, or the worker's deadline passes."""
         started = time.monotonic()
         seen_pod = False
@@ -349,6 +392,8 @@ class KubernetesBackend:
                     return outcome_of_vanished_job(None)
                 continue
             seen_pod = True
+            if follower is not None:
+                follower.follow(pod)
             outcome = self.check_pod(pod, execution, time.monotonic() - started)
             if outcome is None and event_type == "DELETED":
                 outcome = outcome_of_vanished_job(self.read_job(execution.id))

@@ -36,6 +36,8 @@ from executioner.runner_protocol import (
     RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
+    OutputSink,
+    RunnerLines,
     parse_envelope,
     runner_args,
     runner_source,
@@ -141,6 +143,31 @@ def refusal_message(found: Enforcement) -> str:
     return f"refusing to run untrusted code: {found.detail}. To fix it: {WEAK_LIMITS_ADVICE}."
 
 
+def follow_process(process: subprocess.Popen, runner: RunnerLines, deadline_seconds: float) -> tuple[bytes, bool]:
+    """Feed the sandbox's stdout to `runner` as it arrives (live output) until it closes, killing the sandbox at its
+    deadline; returns bubblewrap's stderr and whether the sandbox ended in time."""
+    assert process.stdout is not None and process.stderr is not None
+    errors = bytearray()
+    stderr_reader = threading.Thread(target=lambda: errors.extend(process.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    stderr_reader.start()
+    overdue = threading.Event()
+
+    def stop_overdue() -> None:
+        overdue.set()
+        process.kill()
+
+    deadline = threading.Timer(deadline_seconds, stop_overdue)
+    deadline.start()
+    try:
+        while piece := process.stdout.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
+            runner.feed(piece)
+        process.wait()
+    finally:
+        deadline.cancel()
+    stderr_reader.join()
+    return bytes(errors), not overdue.is_set()
+
+
 class LocalBackend:
     name = "local"
 
@@ -168,7 +195,7 @@ class LocalBackend:
         except SeccompUnavailable as exc:
             raise SandboxUnavailable(f"refusing to run code without the sandbox's syscall filter: {exc}") from exc
 
-    def run(self, execution: Execution) -> Outcome:
+    def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
         bwrap = self.bwrap()
         self.check_seccomp()
         found = self.enforcement()
@@ -197,7 +224,7 @@ class LocalBackend:
                     ) from exc
             scope = memory_bytes if found.mode == "systemd-scope" else None
             try:
-                outcome = self._run_sandbox(bwrap, files, execution, cgroup, scope)
+                outcome = self._run_sandbox(bwrap, files, execution, cgroup, scope, output)
                 enforced = "cgroup" if cgroup is not None or scope is not None else "rlimit"
                 return outcome.model_copy(update={"limits_enforced": enforced})
             finally:
@@ -360,6 +387,7 @@ class LocalBackend:
         execution: Execution,
         cgroup: SandboxCgroup | None,
         scope_memory: int | None = None,
+        output: OutputSink | None = None,
     ) -> Outcome:
         fds = tuple(files.values())
         if scope_memory is not None:
@@ -376,16 +404,14 @@ class LocalBackend:
             cancelled_early = execution.id in self._cancelled
         if cancelled_early:
             process.kill()
-        try:
-            stdout, stderr = process.communicate(timeout=self.settings.sandbox_deadline(execution.limits))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+        runner = RunnerLines(output)
+        stderr, in_time = follow_process(process, runner, self.settings.sandbox_deadline(execution.limits))
+        if not in_time:
             return Outcome.failure(Status.timed_out, "the sandbox did not stop at its deadline and was killed")
         if execution.id in self._cancelled:
             return Outcome.cancelled()
         try:
-            outcome = parse_envelope(stdout.decode("utf-8", errors="replace"))
+            outcome = parse_envelope(runner.text())
         except EnvelopeError as exc:
             if (cgroup and cgroup.oom_kills() > 0) or (scope_memory is not None and process.returncode == -9):
                 return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(execution.limits.memory_mb))

@@ -74,6 +74,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/executions/{execution_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow an execution's status and output live (Server-Sent Events)
+         * @description The execution's events, from its creation on, then live until it ends (a late subscriber gets everything so far,
+         *     then the live tail). Each event has an `id`; reconnecting with `Last-Event-ID: <id>` resumes right after it, without
+         *     gaps or repeats.
+         *
+         *     - `status`: `{"status": "queued" | "running" | ...}`, on every transition.
+         *     - `stdout`, `stderr`: `{"offset": N, "data": "TEXT"}`, a piece of the program's output as it is written; `offset` is
+         *       the byte offset of `data` in the stream's UTF-8 text, so the pieces of one stream join into exactly the document's
+         *       `stdout` (`stderr`). The output cap applies: the piece after which the cap cut a stream off carries
+         *       `"truncated": true`.
+         *     - `result`: the execution document (as `GET /v1/executions/{id}` returns it), after its terminal `status`; then the
+         *       stream ends.
+         *
+         *     A comment line (`: ping`) is sent after 15 s without events, so proxies keep the connection open.
+         */
+        get: operations["follow_execution_v1_executions__execution_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -533,6 +565,70 @@ export interface operations {
             };
             /** @description The execution already finished */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    follow_execution_v1_executions__execution_id__events_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Resume after this event (browsers send it when they reconnect). */
+                "last-event-id"?: string | null;
+            };
+            path: {
+                execution_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-Sent Events (`text/event-stream`), see above */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example event: status
+                     *     data: {"status": "running"}
+                     *     id: 1764240000000-0
+                     *
+                     *     event: stdout
+                     *     data: {"offset": 0, "data": "hello\n"}
+                     *     id: 1764240000010-0
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Last-Event-ID is not an event id of this stream */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such execution (or it belongs to another key) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

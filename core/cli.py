@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 from httpx_sse import SSEError, connect_sse
 
+from executioner.live_output import LiveOutput
 from executioner.models import Execution, ExecutionPublic, Limits, Status, utcnow
 from executioner.settings import Settings
-from executioner.streams import LiveOutput
 from executioner.supervisor import Supervisor
 
 # Exit statuses when the program did not exit on its own (the timeout(1) convention where one exists).

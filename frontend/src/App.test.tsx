@@ -2,7 +2,7 @@ import { act, fireEvent, render, screen, waitFor, within } from '@testing-librar
 import userEvent from '@testing-library/user-event'
 import { describe, expect, it, vi } from 'vitest'
 import App from './App'
-import type { Execution } from './api/client'
+import type { ApiClient, Execution } from './api/client'
 import { doc, fakeClient, httpError } from './test/fakes'
 
 const status = () => screen.getByRole('status', { name: 'Status' })
@@ -16,7 +16,7 @@ function sequence(...docs: Execution[]) {
 
 describe('App', () => {
   it('meets the accessibility contract before anything runs', async () => {
-    render(<App client={fakeClient()} pollIntervalMs={5} />)
+    render(<App client={fakeClient()} retryMs={5} />)
     expect(screen.getByRole('textbox', { name: 'Code' })).toBeInTheDocument()
     expect(runButton()).toBeEnabled()
     expect(region('stdout')).toHaveTextContent('')
@@ -34,7 +34,7 @@ describe('App', () => {
       ),
     })
     const user = userEvent.setup()
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     const code = screen.getByRole('textbox', { name: 'Code' })
     await user.clear(code)
     await user.type(code, 'print(input())')
@@ -66,7 +66,7 @@ describe('App', () => {
       createExecution: vi.fn(async () => doc({ status: 'queued' })),
       getExecution: vi.fn(async () => doc({ status: 'running' })),
     })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.click(runButton())
     await waitFor(() => expect(status()).toHaveTextContent(/^(queued|running)$/))
     await waitFor(() => expect(status()).toHaveTextContent(/^running$/))
@@ -77,7 +77,7 @@ describe('App', () => {
 
   it('runs with Ctrl+Enter and Cmd+Enter', async () => {
     const client = fakeClient({ createExecution: vi.fn(async () => doc({ status: 'succeeded', exit_code: 0 })) })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.keyDown(screen.getByRole('textbox', { name: 'Code' }), { key: 'Enter', ctrlKey: true })
     await waitFor(() => expect(client.createExecution).toHaveBeenCalledTimes(1))
     await waitFor(() => expect(runButton()).toBeEnabled())
@@ -91,7 +91,7 @@ describe('App', () => {
       getExecution: vi.fn(async () => doc({ id: 'long', status: 'running', stdout: 'started\n' })),
       cancelExecution: vi.fn(async () => doc({ id: 'long', status: 'cancelled', error: 'cancelled by request', stdout: 'started\n' })),
     })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.click(runButton())
     const cancel = await screen.findByRole('button', { name: 'Cancel' })
     fireEvent.click(cancel)
@@ -106,7 +106,7 @@ describe('App', () => {
     const client = fakeClient({
       createExecution: vi.fn(async () => doc({ status: 'timed_out', exit_code: null, error: 'wall-clock limit of 5s exceeded' })),
     })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.click(runButton())
     await waitFor(() => expect(status()).toHaveTextContent(/^timed_out$/))
     expect(screen.getByText('wall-clock limit of 5s exceeded')).toBeInTheDocument()
@@ -126,7 +126,7 @@ describe('App', () => {
     [0, undefined, /Cannot reach the API/],
   ])('explains a failed submit (HTTP %s)', async (code, body, message) => {
     const client = fakeClient({ createExecution: vi.fn(async () => Promise.reject(httpError(code, body, { 'retry-after': '3' }))) })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.click(runButton())
     const alert = await screen.findByRole('alert')
     expect(alert).toHaveTextContent(message)
@@ -140,14 +140,76 @@ describe('App', () => {
         Promise.reject(httpError(422, { detail: [{ loc: ['body', 'limits', 'timeout_seconds'], msg: 'Input should be greater than 0', type: 'greater_than' }] })),
       ),
     })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.click(runButton())
     await screen.findByRole('alert')
     expect(screen.getByLabelText('Timeout (s)')).toHaveAttribute('aria-invalid', 'true')
     expect(screen.getByLabelText('Memory (MB)')).not.toHaveAttribute('aria-invalid')
   })
 
-  it('keeps polling through a lost connection and says so', async () => {
+  it('shows output as it arrives, before the result', async () => {
+    let finish!: () => void
+    const done = new Promise<void>((resolve) => (finish = resolve))
+    const client = fakeClient({
+      createExecution: vi.fn(async () => doc({ id: 'live', status: 'queued' })),
+      followExecution: vi.fn<ApiClient['followExecution']>(async (_id, onEvent) => {
+        onEvent({ event: 'status', id: '1-0', status: 'running' })
+        onEvent({ event: 'stdout', id: '2-0', offset: 0, data: 'step 1\n', truncated: false })
+        await done
+        onEvent({ event: 'stdout', id: '3-0', offset: 7, data: 'step 2\n', truncated: false })
+        onEvent({ event: 'status', id: '4-0', status: 'succeeded' })
+        onEvent({ event: 'result', id: '4-0', execution: doc({ id: 'live', status: 'succeeded', exit_code: 0, stdout: 'step 1\nstep 2\n' }) })
+      }),
+    })
+    render(<App client={client} retryMs={5} />)
+    fireEvent.click(runButton())
+    await waitFor(() => expect(region('stdout').textContent).toBe('step 1\n'))
+    expect(status()).toHaveTextContent(/^running$/)
+    expect(client.getExecution).not.toHaveBeenCalled() // no polling
+    await act(async () => finish())
+    await waitFor(() => expect(status()).toHaveTextContent(/^succeeded$/))
+    expect(region('stdout').textContent).toBe('step 1\nstep 2\n')
+  })
+
+  it('resumes the stream after a lost connection without repeating output', async () => {
+    const seen: (string | null | undefined)[] = []
+    const client = fakeClient({
+      createExecution: vi.fn(async () => doc({ id: 'r', status: 'running' })),
+      followExecution: vi.fn<ApiClient['followExecution']>(async (_id, onEvent, options) => {
+        seen.push(options?.lastEventId)
+        if (seen.length === 1) {
+          onEvent({ event: 'stdout', id: '1-0', offset: 0, data: 'once\n', truncated: false })
+          throw httpError(0)
+        }
+        onEvent({ event: 'stdout', id: '2-0', offset: 5, data: 'twice\n', truncated: false })
+        onEvent({ event: 'result', id: '3-0', execution: doc({ id: 'r', status: 'succeeded', exit_code: 0, stdout: 'once\ntwice\n' }) })
+      }),
+    })
+    render(<App client={client} retryMs={5} />)
+    fireEvent.click(runButton())
+    await waitFor(() => expect(status()).toHaveTextContent(/^succeeded$/))
+    expect(seen).toEqual([null, '1-0'])
+    expect(region('stdout').textContent).toBe('once\ntwice\n')
+  })
+
+  it('loads more history from the next cursor', async () => {
+    const client = fakeClient({
+      listExecutions: vi.fn(async (_limit?: number, cursor?: string | null) =>
+        cursor === '20'
+          ? { items: [doc({ id: 'older', status: 'failed' })], next_cursor: null }
+          : { items: [doc({ id: 'newer', status: 'succeeded' })], next_cursor: '20' },
+      ),
+    })
+    render(<App client={client} />)
+    const history = screen.getByRole('navigation', { name: 'Recent executions' })
+    expect(await within(history).findAllByRole('link')).toHaveLength(1)
+    fireEvent.click(within(history).getByRole('button', { name: 'Load more' }))
+    await waitFor(() => expect(within(history).getAllByRole('link')).toHaveLength(2))
+    expect(client.listExecutions).toHaveBeenLastCalledWith(20, '20')
+    expect(within(history).queryByRole('button', { name: 'Load more' })).toBeNull()
+  })
+
+  it('keeps following through a lost connection and says so', async () => {
     const client = fakeClient({
       createExecution: vi.fn(async () => doc({ status: 'running' })),
       getExecution: vi
@@ -155,7 +217,7 @@ describe('App', () => {
         .mockRejectedValueOnce(httpError(0))
         .mockResolvedValue(doc({ status: 'succeeded', exit_code: 0, stdout: 'back\n' })),
     })
-    render(<App client={client} pollIntervalMs={5} />)
+    render(<App client={client} retryMs={5} />)
     fireEvent.click(runButton())
     expect(await screen.findByRole('alert')).toHaveTextContent('Connection lost')
     await waitFor(() => expect(status()).toHaveTextContent(/^succeeded$/))

@@ -24,11 +24,12 @@ for i in range(3):
 
 const DEFAULT_TIMEOUT = 5
 const DEFAULT_MEMORY = 128
+const HISTORY_PAGE = 20
 
 export interface AppProps {
   /** Injected in tests; the page builds its own from the stored API key. */
   client?: ApiClient
-  pollIntervalMs?: number
+  retryMs?: number
 }
 
 function ProblemAlert({ problem, onDismiss, onFixKey }: { problem: ApiProblem; onDismiss: () => void; onFixKey: () => void }) {
@@ -53,7 +54,7 @@ function ProblemAlert({ problem, onDismiss, onFixKey }: { problem: ApiProblem; o
   )
 }
 
-export default function App({ client: injected, pollIntervalMs }: AppProps) {
+export default function App({ client: injected, retryMs }: AppProps) {
   const [apiKey, setApiKey] = useState(loadApiKey)
   const apiKeyRef = useLatest(apiKey)
   // eslint-disable-next-line react-hooks/refs -- the client calls the getter from its request interceptor, never during render
@@ -67,6 +68,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
   const [history, setHistory] = useState<ExecutionSummary[] | null>(null)
   const [historyLoading, setHistoryLoading] = useState(true) // the first load starts on mount
   const [historyProblem, setHistoryProblem] = useState<ApiProblem | null>(null)
+  const [historyCursor, setHistoryCursor] = useState<string | null>(null)
 
   const keyInput = useRef<HTMLInputElement>(null)
   const problemId = useId()
@@ -74,9 +76,10 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
   // State is set only in the promise's callbacks, so the first load can start from an effect.
   const loadHistory = useCallback(
     () =>
-      client.listExecutions(20).then(
+      client.listExecutions(HISTORY_PAGE).then(
         (page) => {
           setHistory(page.items)
+          setHistoryCursor(page.next_cursor ?? null)
           setHistoryProblem(null)
           setHistoryLoading(false)
         },
@@ -92,8 +95,29 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
     return loadHistory()
   }, [loadHistory])
 
+  const loadMoreHistory = useCallback(() => {
+    if (!historyCursor) return
+    setHistoryLoading(true)
+    client.listExecutions(HISTORY_PAGE, historyCursor).then(
+      (page) => {
+        // A run since the first page shifts the list: an entry may come twice.
+        setHistory((shown) => {
+          const have = new Set((shown ?? []).map((item) => item.id))
+          return [...(shown ?? []), ...page.items.filter((item) => !have.has(item.id))]
+        })
+        setHistoryCursor(page.next_cursor ?? null)
+        setHistoryProblem(null)
+        setHistoryLoading(false)
+      },
+      (error: unknown) => {
+        setHistoryProblem(describeError(error))
+        setHistoryLoading(false)
+      },
+    )
+  }, [client, historyCursor])
+
   const onFinished = useCallback(() => void refreshHistory(), [refreshHistory])
-  const exec = useExecution(client, { pollIntervalMs, onFinished })
+  const exec = useExecution(client, { retryMs, onFinished })
   const { execution, phase, problem } = exec
   const active = phase !== 'idle'
 
@@ -222,6 +246,7 @@ export default function App({ client: injected, pollIntervalMs }: AppProps) {
             selectedId={execution?.id ?? null}
             onOpen={openFromHistory}
             onRefresh={() => void refreshHistory()}
+            onLoadMore={historyCursor ? loadMoreHistory : undefined}
           />
         </div>
 

@@ -1,6 +1,7 @@
-// The execution lifecycle on the page: submit, poll until terminal (with elapsed time), cancel, reopen.
+// The execution lifecycle on the page: submit, follow its event stream live (status, output, elapsed time) until the
+// result, cancel, reopen. No polling: the stream says when anything changes.
 import { useCallback, useEffect, useRef, useState } from 'react'
-import { isTerminal, type ApiClient, type Execution, type ExecutionCreate } from './api/client'
+import { isTerminal, type ApiClient, type Execution, type ExecutionCreate, type ExecutionEvent } from './api/client'
 import { describeError, type ApiProblem } from './api/errors'
 import { useLatest } from './useLatest'
 
@@ -21,12 +22,34 @@ export interface ExecutionState {
 }
 
 const MAX_BACKOFF_MS = 5_000
+const RETRY_MS = 500
+
+/** The document as it stands after one event of its stream. */
+export function applyEvent(current: Execution, event: ExecutionEvent): Execution {
+  switch (event.event) {
+    case 'result':
+      return event.execution
+    case 'status':
+      return { ...current, status: event.status }
+    default: {
+      // Offsets make a piece that was already applied (a resumed stream) harmless.
+      const text = current[event.event]
+      const have = new TextEncoder().encode(text).length
+      if (event.offset < have) return current
+      return {
+        ...current,
+        [event.event]: text + event.data,
+        [`${event.event}_truncated`]: current[`${event.event}_truncated`] || event.truncated,
+      }
+    }
+  }
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export function useExecution(
   client: ApiClient,
-  { pollIntervalMs = 300, onFinished }: { pollIntervalMs?: number; onFinished?: (execution: Execution) => void } = {},
+  { retryMs = RETRY_MS, onFinished }: { retryMs?: number; onFinished?: (execution: Execution) => void } = {},
 ): ExecutionState {
   const [execution, setExecution] = useState<Execution | null>(null)
   const [phase, setPhase] = useState<Phase>('idle')
@@ -48,33 +71,53 @@ export function useExecution(
 
   const watch = useCallback(
     async (first: Execution, mine: number) => {
-      let current = first
+      if (isTerminal(first.status)) {
+        setNow(Date.now())
+        setPhase('idle')
+        onFinishedRef.current?.(first)
+        return
+      }
+      // The stream starts from the beginning: the output so far comes again, in full.
+      let current: Execution = { ...first, stdout: '', stderr: '' }
+      let lastEventId: string | null = null
       let failures = 0
-      while (!isTerminal(current.status)) {
-        await sleep(failures === 0 ? pollIntervalMs : Math.min(pollIntervalMs * 2 ** failures, MAX_BACKOFF_MS))
-        if (token.current !== mine) return
+      const controller = new AbortController()
+      const stale = () => token.current !== mine
+      for (;;) {
+        if (stale()) return controller.abort()
         try {
-          current = await client.getExecution(current.id)
-          if (token.current !== mine) return
-          failures = 0
-          setProblem(null)
-          setExecution(current)
+          await client.followExecution(
+            first.id,
+            (event) => {
+              if (stale()) return controller.abort()
+              lastEventId = event.id || lastEventId
+              current = applyEvent(current, event)
+              failures = 0
+              setProblem(null)
+              setExecution(current)
+            },
+            { lastEventId, signal: controller.signal },
+          )
+          break // the result came: the stream is over
         } catch (error) {
-          if (token.current !== mine) return
+          if (stale()) return
           const found = describeError(error)
-          setProblem(found)
           if (!found.retryable) {
+            setProblem(found)
             setPhase('idle')
             return
           }
-          failures += 1 // connection lost, 429 or 5xx: keep trying, slower
+          failures += 1 // connection lost, 429 or 5xx: resume after the last event, slower each time
+          setProblem(found)
+          await sleep(Math.min(retryMs * 2 ** (failures - 1), MAX_BACKOFF_MS))
         }
       }
+      if (stale()) return
       setNow(Date.now())
       setPhase('idle')
       onFinishedRef.current?.(current)
     },
-    [client, pollIntervalMs, onFinishedRef],
+    [client, retryMs, onFinishedRef],
   )
 
   const run = useCallback(

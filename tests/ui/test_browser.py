@@ -138,3 +138,18 @@ def test_screenshot_of_a_finished_run(page) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "executioner-ui.png"), full_page=True)
     assert (ARTIFACTS / "executioner-ui.png").stat().st_size > 10_000
+
+
+def test_output_appears_live_while_the_program_still_runs(page) -> None:
+    """Read from the event stream (fetch with the key header), with no polling of GET /v1/executions/{id}."""
+    polls = []
+    page.on("request", lambda r: re.search(r"/v1/executions/[0-9a-f]+$", r.url) and polls.append(r.url))
+    page.get_by_label("Timeout (s)", exact=True).fill("10")
+    run_code(page, "import time\nprint('first line', flush=True)\ntime.sleep(2)\nprint('second line')\n")
+    stdout = page.get_by_role("region", name="stdout", exact=True)
+    expect(stdout).to_have_text("first line\n")
+    expect(status(page)).to_have_text("running")  # still running when the first line is on the page
+    expect(page.get_by_test_id("elapsed")).to_be_visible()
+    expect(status(page)).to_have_text("succeeded", timeout=15_000)
+    expect(stdout).to_have_text("first line\nsecond line\n")
+    assert polls == [], f"the page polled the execution: {polls}"

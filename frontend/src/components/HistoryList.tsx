@@ -12,9 +12,11 @@ export interface HistoryListProps {
   selectedId: string | null
   onOpen: (execution: ExecutionSummary) => void
   onRefresh: () => void
+  /** Present when older executions follow (the list's next_cursor). */
+  onLoadMore?: () => void
 }
 
-export function HistoryList({ items, loading, problem, selectedId, onOpen, onRefresh }: HistoryListProps) {
+export function HistoryList({ items, loading, problem, selectedId, onOpen, onRefresh, onLoadMore }: HistoryListProps) {
   return (
     <nav aria-labelledby="history-heading" className="panel flex min-h-0 flex-col">
       <div className="flex items-center justify-between border-b border-edge px-4 py-2">
@@ -83,6 +85,16 @@ export function HistoryList({ items, loading, problem, selectedId, onOpen, onRef
               )
             })}
           </ul>
+        )}
+        {items && onLoadMore && (
+          <button
+            type="button"
+            onClick={onLoadMore}
+            disabled={loading}
+            className="mt-2 w-full rounded px-2 py-1 text-xs text-cyan hover:bg-cyan/10 disabled:text-muted"
+          >
+            Load more
+          </button>
         )}
       </div>
     </nav>

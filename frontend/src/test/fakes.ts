@@ -1,6 +1,6 @@
 import { AxiosError, AxiosHeaders, type InternalAxiosRequestConfig } from 'axios'
 import { vi } from 'vitest'
-import type { ApiClient, Execution } from '../api/client'
+import { isTerminal, type ApiClient, type Execution } from '../api/client'
 
 export function doc(overrides: Partial<Execution> = {}): Execution {
   return {
@@ -44,6 +44,16 @@ export function fakeClient(overrides: Partial<ApiClient> = {}) {
     getExecution: vi.fn<ApiClient['getExecution']>(async () => doc({ status: 'succeeded', exit_code: 0 })),
     listExecutions: vi.fn<ApiClient['listExecutions']>(async () => ({ items: [], next_cursor: null })),
     cancelExecution: vi.fn<ApiClient['cancelExecution']>(async () => doc({ status: 'cancelled' })),
+    // By default the event stream replays getExecution: a status event per document, the result at the end.
+    followExecution: vi.fn<ApiClient['followExecution']>(async (id, onEvent, options): Promise<void> => {
+      for (let n = 1; ; n++) {
+        const current: Execution = await client.getExecution(id)
+        if (options?.signal?.aborted) return
+        onEvent({ event: 'status', id: `${n}-0`, status: current.status })
+        if (isTerminal(current.status)) return onEvent({ event: 'result', id: `${n}-1`, execution: current })
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }),
     ...overrides,
   }
   return client

@@ -1,0 +1,56 @@
+"""Live output on the Kubernetes backend: the pod log is followed while the sandbox runs, so the first line of a
+program that then sleeps reaches an SSE client and the CLI before the program ends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers.sse import follow, joined
+
+pytestmark = pytest.mark.cluster
+EXECUTIONER = str(Path(sys.executable).with_name("executioner"))
+PROGRESS = "import time\nprint('first line', flush=True)\ntime.sleep(2)\nprint('second line')\n"
+
+
+def test_the_first_line_arrives_while_the_pod_still_runs(kubernetes_stack):
+    with httpx.Client(base_url=kubernetes_stack.url, timeout=120) as api:
+        created = api.post("/v1/executions", json={"code": PROGRESS, "limits": {"timeout_seconds": 10}})
+        execution_id = created.json()["id"]
+        events, status_at_first_line = [], None
+        for event in follow(api, execution_id):
+            events.append(event)
+            if event.event == "stdout" and status_at_first_line is None:
+                status_at_first_line = api.get(f"/v1/executions/{execution_id}").json()["status"]
+        result = events[-1].data
+        assert status_at_first_line == "running"
+        assert result["status"] == "succeeded" and result["backend"] == "kubernetes"
+        assert joined(events, "stdout") == result["stdout"] == "first line\nsecond line\n"
+
+
+def test_submit_prints_the_first_line_while_the_pod_still_runs(kubernetes_stack, tmp_path):
+    program = tmp_path / "progress.py"
+    program.write_text(PROGRESS)
+    process = subprocess.Popen(
+        [EXECUTIONER, "submit", str(program), "--url", kubernetes_stack.url], stdout=subprocess.PIPE, text=True
+    )
+    first = process.stdout.readline()
+    still_running = process.poll() is None
+    rest = process.stdout.read()
+    assert process.wait(120) == 0
+    assert first == "first line\n" and still_running and rest == "second line\n"
+
+
+def test_a_flood_is_capped_and_flagged(kubernetes_stack):
+    with httpx.Client(base_url=kubernetes_stack.url, timeout=120) as api:
+        code = "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 10000)\n"
+        execution_id = api.post("/v1/executions", json={"code": code}).json()["id"]
+        events = list(follow(api, execution_id))
+        result = events[-1].data
+        assert result["stdout_truncated"] is True
+        assert joined(events, "stdout") == result["stdout"] and len(result["stdout"]) == 64 * 1024
+        assert [e for e in events if e.event == "stdout"][-1].data.get("truncated") is True

@@ -164,10 +164,10 @@ STREAM_TIMEOUT = httpx.Timeout(60, read=None)  # a quiet program sends nothing f
 def follow_live(client: httpx.Client, execution_id: str) -> ExecutionPublic | None:
     """Print the execution's output as it comes (its event stream) and return the final document; None when the
     stream is unavailable (an older API) and nothing was printed."""
-    last_id = None
+    last_id: str | None = None
     printed = {"stdout": 0, "stderr": 0}
     for _ in range(STREAM_RECONNECTS):
-        headers = {"Last-Event-ID": last_id} if last_id else {}
+        headers: dict[str, str] = {"Last-Event-ID": last_id} if last_id else {}
         try:
             with connect_sse(
                 client, "GET", f"/v1/executions/{execution_id}/events", headers=headers, timeout=STREAM_TIMEOUT

@@ -422,6 +422,7 @@ class LocalBackend:
         # The cgroup's OOM counter is read here, not bound into the sandbox (its path would show inside); the runner
         # reads it itself only in a container. Any OOM kill in the sandbox means the program outgrew its memory.
         if cgroup and outcome.status in (Status.succeeded, Status.failed) and cgroup.oom_kills() > 0:
-            reason = memory_exceeded_reason(execution.limits.memory_mb)
-            return outcome.model_copy(update={"status": Status.memory_exceeded, "error": reason})
+            return outcome.model_copy(
+                update={"status": Status.memory_exceeded, "error": memory_exceeded_reason(execution.limits.memory_mb)}
+            )
         return outcome

@@ -9,12 +9,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from executioner.admission import Admission
 from executioner.api.metrics import ApiMetrics
 from executioner.events import ExecutionEvents
-from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
+from executioner.submission import Submitter
 
 ANONYMOUS = "anonymous"
 bearer = HTTPBearer(auto_error=False, description="An API key from EXECUTIONER_API_KEYS.")
@@ -28,12 +27,8 @@ def get_store(request: Request) -> ExecutionStore:
     return request.app.state.store
 
 
-def get_admission(request: Request) -> Admission:
-    return request.app.state.admission
-
-
-def get_queue(request: Request) -> ExecutionQueue:
-    return request.app.state.queue
+def get_submitter(request: Request) -> Submitter:
+    return request.app.state.submitter
 
 
 def get_metrics(request: Request) -> ApiMetrics:
@@ -46,8 +41,7 @@ def get_events(request: Request) -> ExecutionEvents:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ExecutionStore, Depends(get_store)]
-AdmissionDep = Annotated[Admission, Depends(get_admission)]
-QueueDep = Annotated[ExecutionQueue, Depends(get_queue)]
+SubmitterDep = Annotated[Submitter, Depends(get_submitter)]
 EventsDep = Annotated[ExecutionEvents, Depends(get_events)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 

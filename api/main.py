@@ -30,6 +30,7 @@ from executioner.logs import configure_logging
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
+from executioner.submission import Submitter
 
 log = logging.getLogger("executioner.api")
 UI_DIR = Path(__file__).resolve().parents[1] / "frontend" / "dist"
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("EXECUTIONER_API_KEYS is empty: the API is open to anyone who can reach %s", settings.host)
         yield
         await app.state.events.close()
-        app.state.queue.close()
+        app.state.submitter.queue.close()
         app.state.store.redis.close()
 
     app = FastAPI(
@@ -124,8 +125,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = ExecutionStore.from_settings(settings)
-    app.state.admission = Admission(app.state.store, settings)
-    app.state.queue = ExecutionQueue(settings)
+    app.state.submitter = Submitter(
+        app.state.store, ExecutionQueue(settings), settings, Admission(app.state.store, settings)
+    )
     app.state.events = ExecutionEvents(settings.redis_url, settings.max_waiters_per_key)
     app.state.metrics = ApiMetrics(app.state.store, app.state.events, settings)
 

@@ -52,19 +52,20 @@ def caps_for(settings: Settings) -> Caps:
     )
 
 
-def refusal_for_cap(settings: Settings, reached: CapReached) -> Refusal:
-    """The answer for a cap the store found reached: the global queue is everyone's wait (503), the others the key's."""
+def refusal_for_cap(settings: Settings, reached: CapReached, subject: str = "this key") -> Refusal:
+    """The answer for a cap the store found reached: the global queue is everyone's wait (503), the others the
+    owner's (`subject` names it: "this key", "namespace team-a")."""
     if reached.cap == "queue_full":
         return Refusal(
             503, f"the queue is full ({settings.max_queued} executions waiting); try again later", 5, "queue_full"
         )
     if reached.cap == "active_cap":
         return Refusal(
-            429, f"this key already has {settings.max_active_per_key} executions queued or running", 1, "active_cap"
+            429, f"{subject} already has {settings.max_active_per_key} executions queued or running", 1, "active_cap"
         )
     return Refusal(
         429,
-        f"this key's retained executions already hold {reached.current} bytes of code, input and output "
+        f"{subject}'s retained executions already hold {reached.current} bytes of code, input and output "
         f"(budget {settings.max_stored_bytes_per_key}); they free up as records expire",
         60,
         "byte_budget",

@@ -87,6 +87,8 @@ class Execution(ExecutionPublic):
     """The stored record: the public document plus what only the system sees."""
 
     owner: str = "anonymous"
+    # What asked for it beyond the owner: an ExecutionRequest's uid, so the operator acts only on its own execution.
+    source: str | None = None
 
     @classmethod
     def new(
@@ -97,6 +99,7 @@ class Execution(ExecutionPublic):
         backend: str,
         stdin: str = "",
         owner: str = "anonymous",
+        source: str | None = None,
         status: Status = Status.queued,
     ) -> Execution:
         """A new execution with a fresh id, created now."""
@@ -109,10 +112,11 @@ class Execution(ExecutionPublic):
             code=code,
             stdin=stdin,
             owner=owner,
+            source=source,
         )
 
     def public(self) -> ExecutionPublic:
-        return ExecutionPublic.model_validate(self.model_dump(exclude={"owner"}))
+        return ExecutionPublic.model_validate(self.model_dump(exclude={"owner", "source"}))
 
 
 SUMMARY_FIELDS = tuple(ExecutionSummary.model_fields)

@@ -19,19 +19,32 @@ import kopf
 import redis
 from kubernetes import client
 
+from executioner.admission import Admission
 from executioner.kube import kubernetes_api_client
-from executioner.models import Limits, Status
+from executioner.models import Execution, Status
 from executioner.operator.cleanup import sweep
-from executioner.operator.status import FINAL_PHASES, status_of
+from executioner.operator.status import (
+    ADMITTED,
+    FINAL_PHASES,
+    REJECTED,
+    held_back_status,
+    rejected_status,
+    set_condition,
+    status_of,
+)
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
-from executioner.store import Caps, ExecutionStore
-from executioner.submission import CapRefused, EnqueueFailed, submit
+from executioner.store import ExecutionStore
+from executioner.submission import EnqueueFailed, InvalidSubmission, Refused, Submitter
 from executioner.worker.backends.kubernetes import KubernetesBackend
 
 GROUP, VERSION, PLURAL = "executioner.dev", "v1alpha1", "executionrequests"
 FINALIZER = "executioner.dev/cancel-execution"
 MIRROR_WAIT_SECONDS = 2.0
+NOT_ITS_EXECUTION = {
+    "phase": "Error",
+    "error": "status.executionId names an execution this ExecutionRequest did not submit",
+}
 log = logging.getLogger(__name__)
 # Blocking Redis and Kubernetes calls run here, never on the event loop.
 _threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="executioner-operator")
@@ -63,7 +76,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     config = Settings()
     memo.settings = config
     memo.store = ExecutionStore.from_settings(config)
-    memo.queue = ExecutionQueue(config)
+    memo.submitter = Submitter(memo.store, ExecutionQueue(config), config, Admission(memo.store, config))
     memo.kube = kubernetes_api_client()
     memo.backend = KubernetesBackend(config, memo.kube)
 
@@ -78,6 +91,21 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
+def owner_of(namespace: str | None) -> str:
+    """ExecutionRequests are filed by namespace: each namespace has a key's rate limit, active cap and byte budget."""
+    return f"k8s:{namespace}"
+
+
+def belongs_to(execution: Execution, namespace: str | None, uid: str | None) -> bool:
+    """Whether the execution was submitted by this resource: status.executionId is only as trustworthy as whoever
+    may patch the status, so the record itself must name the resource."""
+    return execution.owner == owner_of(namespace) and execution.source is not None and execution.source == uid
+
+
+def condition_reason(reason: str) -> str:
+    return "".join(word.title() for word in reason.split("_"))  # rate_limit -> RateLimit
+
+
 @kopf.on.create(GROUP, VERSION, PLURAL)
 async def submit_execution(
     spec: kopf.Spec,
@@ -85,39 +113,46 @@ async def submit_execution(
     meta: kopf.Meta,
     name: str,
     namespace: str | None,
+    uid: str | None,
     patch: kopf.Patch,
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    if status.get("executionId"):
-        return  # already submitted (the handler is retried only if it failed before recording this)
+    if status.get("executionId") or status.get("phase") == REJECTED:
+        return  # already handled (the handler is retried only if it failed before recording this)
     limits = spec.get("limits") or {}
-    settings: Settings = memo.settings
+    submitter: Submitter = memo.submitter
+    generation, conditions = meta.get("generation"), status.get("conditions")
     try:
         execution = await blocking(
-            lambda: submit(
-                memo.store,
-                memo.queue,
-                settings,
-                owner=f"k8s:{namespace}/{name}",
+            lambda: submitter.submit(
+                owner=owner_of(namespace),
+                source=uid,
                 code=spec["code"],
                 stdin=spec.get("stdin", ""),
-                limits=Limits(
-                    timeout_seconds=limits.get("timeoutSeconds", settings.default_timeout_seconds),
-                    memory_mb=limits.get("memoryMb", settings.default_memory_mb),
-                ),
-                caps=Caps(max_queued=settings.max_queued),
+                limits={
+                    "timeout_seconds": limits.get("timeoutSeconds", memo.settings.default_timeout_seconds),
+                    "memory_mb": limits.get("memoryMb", memo.settings.default_memory_mb),
+                },
+                refusal_subject=f"namespace {namespace}",
             )
         )
-    except CapRefused as exc:  # the queue is full: the resource stays Pending and is submitted later
-        raise kopf.TemporaryError(f"not queued yet: {exc}", delay=10) from exc
+    except InvalidSubmission as exc:  # beyond this deployment's bounds: final, with the fields named
+        patch.status.update(rejected_status(exc.errors, now(), generation=generation, conditions=conditions))
+        log.info("ExecutionRequest %s/%s rejected: %s", namespace, name, exc)
+        return
+    except Refused as exc:  # rate limit, the namespace's cap, a full queue: stays Pending, submitted later
+        refusal = exc.refusal
+        document = held_back_status(
+            condition_reason(refusal.reason), refusal.detail, now(), generation=generation, conditions=conditions
+        )
+        await blocking(patch_status, memo.kube, namespace, name, document)
+        raise kopf.TemporaryError(f"not admitted yet: {refusal.detail}", delay=refusal.retry_after) from exc
     except EnqueueFailed as exc:
         raise kopf.TemporaryError(f"the execution could not be queued: {exc}", delay=5) from exc
-    except ValueError as exc:  # limits outside what this deployment allows
-        raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    patch.status.update(
-        status_of(execution, now(), generation=meta.get("generation"), conditions=status.get("conditions"))
-    )
+    admitted = {"type": ADMITTED, "status": "True", "reason": ADMITTED, "message": f"execution {execution.id}"}
+    conditions = set_condition(list(conditions or []), admitted, now())
+    patch.status.update(status_of(execution, now(), generation=generation, conditions=conditions))
     log.info("ExecutionRequest %s/%s is execution %s", namespace, name, execution.id)
 
 
@@ -133,6 +168,7 @@ async def mirror_status(
     meta: kopf.Meta,
     name: str,
     namespace: str | None,
+    uid: str | None,
     stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
     **_: Any,
@@ -158,6 +194,10 @@ async def mirror_status(
                 {"phase": "Error", "error": "the execution record expired or vanished"},
             )
             return
+        if not belongs_to(execution, namespace, uid):
+            log.warning("%s/%s names execution %s, which it did not submit", namespace, name, execution_id)
+            await blocking(patch_status, memo.kube, namespace, name, NOT_ITS_EXECUTION)
+            return
         document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
         if document["phase"] != phase or execution.status.terminal:
             await blocking(patch_status, memo.kube, namespace, name, document)
@@ -173,11 +213,18 @@ def patch_status(kube: client.ApiClient, namespace: str | None, name: str, statu
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def cancel_execution(status: kopf.Status, name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Deleting the resource cancels its execution; the worker then stops the sandbox."""
+async def cancel_execution(
+    status: kopf.Status, name: str, namespace: str | None, uid: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """Deleting the resource cancels its execution (only its own); the worker then stops the sandbox."""
     execution_id = status.get("executionId")
     store: ExecutionStore = memo.store
-    if execution_id and await blocking(
+    if not execution_id:
+        return
+    execution = await blocking(store.get, execution_id)
+    if execution is None or not belongs_to(execution, namespace, uid):
+        return
+    if await blocking(
         store.finish, execution_id, Status.cancelled, {"error": "cancelled: the ExecutionRequest was deleted"}
     ):
         log.info("cancelled execution %s of deleted %s/%s", execution_id, namespace, name)
@@ -191,7 +238,7 @@ async def start_garbage_collector(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
     memo.collector.cancel()
-    memo.queue.close()
+    memo.submitter.queue.close()
     memo.store.redis.close()
 
 

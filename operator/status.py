@@ -16,7 +16,19 @@ PHASES = {
     Status.cancelled: "Cancelled",
     Status.error: "Error",
 }
-FINAL_PHASES = frozenset(PHASES[s] for s in Status if s.terminal)
+# An ExecutionRequest the deployment refused outright (its spec breaks the deployment's bounds): no execution exists.
+REJECTED = "Rejected"
+FINAL_PHASES = frozenset({*(PHASES[s] for s in Status if s.terminal), REJECTED})
+# Where the operator says whether a request got in: False while a rate limit or cap holds it back.
+ADMITTED = "Admitted"
+# Submission field names as the ExecutionRequest spells them.
+SPEC_FIELDS = {
+    "code": "code",
+    "stdin": "stdin",
+    "limits": "limits",
+    "timeout_seconds": "timeoutSeconds",
+    "memory_mb": "memoryMb",
+}
 # Output kept in the object: two streams of 16 KiB stay far below etcd's 1.5 MiB object limit.
 STATUS_OUTPUT_BYTES = 16 * 1024
 COMPLETE = "Complete"
@@ -77,4 +89,34 @@ def status_of(
         status["finishedAt"] = to_timestamp(execution.finished_at)
     if execution.duration_ms is not None:
         status["durationMs"] = execution.duration_ms
+    return status
+
+
+def spec_path(loc: list[Any]) -> str:
+    """A submission error's location as the resource's field path: ["limits", "memory_mb"] -> spec.limits.memoryMb."""
+    return ".".join(["spec", *(SPEC_FIELDS.get(str(part), str(part)) for part in loc)])
+
+
+def rejected_status(
+    errors: list[dict[str, Any]], now: str, *, generation: int | None, conditions: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The final status of a request the deployment refuses: which fields break which bound."""
+    message = "; ".join(f"{spec_path(e['loc'])}: {e['msg']}" for e in errors)
+    complete: dict[str, Any] = {"type": COMPLETE, "status": "True", "reason": REJECTED, "message": message}
+    status: dict[str, Any] = {"phase": REJECTED, "error": message}
+    if generation is not None:
+        complete["observedGeneration"] = status["observedGeneration"] = generation
+    status["conditions"] = set_condition(conditions or [], complete, now)
+    return status
+
+
+def held_back_status(
+    reason: str, message: str, now: str, *, generation: int | None, conditions: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """A request that admission holds back for now (rate limit, the namespace's cap, a full queue or store)."""
+    admitted: dict[str, Any] = {"type": ADMITTED, "status": "False", "reason": reason, "message": message}
+    status: dict[str, Any] = {"phase": PHASES[Status.queued]}
+    if generation is not None:
+        admitted["observedGeneration"] = status["observedGeneration"] = generation
+    status["conditions"] = set_condition(conditions or [], admitted, now)
     return status

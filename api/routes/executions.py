@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from executioner.admission import Refusal, caps_for, refusal_for_cap
-from executioner.api.deps import AdmissionDep, CurrentOwner, EventsDep, MetricsDep, QueueDep, SettingsDep, StoreDep
+from executioner.admission import Refusal
+from executioner.api.deps import CurrentOwner, EventsDep, MetricsDep, StoreDep, SubmitterDep
 from executioner.api.metrics import ApiMetrics
 from executioner.events import ExecutionEvents, TooManyWaiters
 from executioner.models import (
@@ -19,12 +19,11 @@ from executioner.models import (
     ExecutionCreateBase,
     ExecutionPage,
     ExecutionPublic,
-    Limits,
     Status,
     execution_create_model,
 )
 from executioner.settings import Settings
-from executioner.submission import CapRefused, EnqueueFailed, submit
+from executioner.submission import EnqueueFailed, InvalidSubmission, Refused, TooLarge
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown API key"},
@@ -47,11 +46,9 @@ def too_many_waiters(exc: TooManyWaiters, metrics: ApiMetrics) -> HTTPException:
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "1"})
 
 
-def too_large(field: str, limit: int) -> HTTPException:
-    return HTTPException(
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        [{"loc": ["body", field], "msg": f"{field} is larger than {limit} bytes", "type": "too_large"}],
-    )
+def in_body(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Submission errors located in the request body, as FastAPI's own validation errors are."""
+    return [{**error, "loc": ["body", *error["loc"]]} for error in errors]
 
 
 def executions_router(settings: Settings) -> APIRouter:
@@ -87,10 +84,7 @@ def executions_router(settings: Settings) -> APIRouter:
     async def create_execution(
         payload: Annotated[ExecutionCreate, Body()],  # type: ignore[valid-type]
         response: Response,
-        store: StoreDep,
-        settings: SettingsDep,
-        admission: AdmissionDep,
-        queue: QueueDep,
+        submitter: SubmitterDep,
         events: EventsDep,
         metrics: MetricsDep,
         owner: CurrentOwner,
@@ -102,28 +96,16 @@ def executions_router(settings: Settings) -> APIRouter:
         ] = 0,
     ) -> ExecutionPublic:
         body: ExecutionCreateBase = payload
-        if len(body.code.encode()) > settings.max_code_bytes:
-            raise too_large("code", settings.max_code_bytes)
-        if len(body.stdin.encode()) > settings.max_stdin_bytes:
-            raise too_large("stdin", settings.max_stdin_bytes)
 
         def admit_and_submit() -> Execution:  # blocking Redis and broker calls: run on a worker thread
-            refusal = admission.check(owner, incoming_bytes=len(body.code.encode()) + len(body.stdin.encode()))
-            if refusal:
-                raise refused(refusal, metrics)
             try:
-                return submit(
-                    store,
-                    queue,
-                    settings,
-                    owner=owner,
-                    code=body.code,
-                    stdin=body.stdin,
-                    limits=Limits.model_validate(body.limits.model_dump()),
-                    caps=caps_for(settings),
-                )
-            except CapRefused as exc:
-                raise refused(refusal_for_cap(settings, exc.reached), metrics) from exc
+                return submitter.submit(owner=owner, code=body.code, stdin=body.stdin, limits=body.limits.model_dump())
+            except TooLarge as exc:
+                raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, in_body(exc.errors)) from exc
+            except InvalidSubmission as exc:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, in_body(exc.errors)) from exc
+            except Refused as exc:
+                raise refused(exc.refusal, metrics) from exc
             except EnqueueFailed as exc:
                 metrics.refused("enqueue_failed")
                 raise HTTPException(

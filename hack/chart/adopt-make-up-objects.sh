@@ -11,6 +11,8 @@
 #   - leaves alone what does not exist yet or already belongs to RELEASE in NAMESPACE;
 #   - adopts what carries the `make up` label: label `app.kubernetes.io/managed-by=Helm`, annotations
 #     `meta.helm.sh/release-name=RELEASE` and `meta.helm.sh/release-namespace=NAMESPACE` (what Helm checks);
+#   - adopts the ExecutionRequest CRD whoever applied it: one per cluster, shared by every release and by
+#     `kubectl apply -f manifests/`, and kept on uninstall;
 #   - refuses, changing nothing, when any other object is in the way (created by hand, by `kubectl apply -f
 #     manifests/`, or owned by another release), naming each one and its owner.
 # `make chart-install` (hack/chart/chart.mk) runs it right before `helm upgrade --install` with the same arguments.
@@ -52,11 +54,12 @@ for obj in items:
     where = f"{obj['kind']}/{meta['name']}" + (f" in namespace {meta['namespace']}" if meta.get("namespace") else "")
     if owner == (release, namespace) and labels.get(MANAGED_BY) == "Helm":
         continue  # the release's already
-    if labels.get(MANAGED_BY) == MAKE_UP and owner in ((None, None), (release, namespace)):
+    shared_crd = obj["kind"] == "CustomResourceDefinition" and meta["name"] == "executionrequests.executioner.dev"
+    if shared_crd or (labels.get(MANAGED_BY) == MAKE_UP and owner in ((None, None), (release, namespace))):
         adopt.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"],
                       "metadata": {k: meta[k] for k in ("name", "namespace") if k in meta}})
-        print(f"adopting {where} (created by `make up`) for release {release} in namespace {namespace}",
-              file=sys.stderr)
+        why = "the cluster's shared CRD" if shared_crd else "created by `make up`"
+        print(f"adopting {where} ({why}) for release {release} in namespace {namespace}", file=sys.stderr)
         continue
     how = f"{MANAGED_BY}={labels.get(MANAGED_BY, '<none>')}"
     if owner[0]:

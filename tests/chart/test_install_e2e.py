@@ -46,7 +46,11 @@ class Release:
         return p
 
     def install_args(self):
-        return ["-f", str(LOCAL_VALUES), "--set", f"sandbox.namespace={self.sandbox}", "--wait", "--timeout", "5m"]
+        # --take-ownership: the ExecutionRequest CRD is one per cluster, and other tests' releases made it theirs
+        return [
+            "-f", str(LOCAL_VALUES), "--set", f"sandbox.namespace={self.sandbox}", "--take-ownership",
+            "--wait", "--timeout", "5m",
+        ]  # fmt: skip
 
     def kubectl(self, *args, **kw):
         return self.harness.kubectl(*args, kubeconfig=self.kubeconfig, **kw)

@@ -54,6 +54,7 @@ def test_default_render_has_every_component(render, default):
             "ClusterRole/executioner-executioner-executionrequests-edit",
             "ClusterRole/executioner-executioner-executionrequests-view",
             "ClusterRoleBinding/executioner-executioner-operator",
+            "CustomResourceDefinition/executionrequests.executioner.dev",
             "Deployment/executioner-api",
             "Deployment/executioner-operator",
             "Deployment/executioner-worker",
@@ -582,7 +583,8 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
 
 
 def test_crd_matches_the_contract(render):
-    [crd] = [d for d in render("--include-crds") if d["kind"] == "CustomResourceDefinition"]
+    [crd] = [d for d in render() if d["kind"] == "CustomResourceDefinition"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
     spec = crd["spec"]
     assert spec["group"] == "executioner.dev" and spec["scope"] == "Namespaced"
     assert spec["names"]["kind"] == "ExecutionRequest" and spec["names"]["shortNames"] == ["exr"]
@@ -614,6 +616,7 @@ def test_crd_matches_the_contract(render):
         "MemoryExceeded",
         "Cancelled",
         "Error",
+        "Rejected",
     ]
     assert status["properties"]["exitCode"] == {"type": "integer", "nullable": True}
     assert set(status["properties"]) >= {
@@ -628,6 +631,46 @@ def test_crd_matches_the_contract(render):
         "durationMs",
         "conditions",
     }
+
+
+def test_execution_bounds_shape_the_crd_and_every_component(render):
+    values = {
+        "executions": {
+            "defaultTimeoutSeconds": 3,
+            "maxTimeoutSeconds": 10,
+            "defaultMemoryMb": 64,
+            "minMemoryMb": 48,
+            "maxMemoryMb": 256,
+            "maxCodeBytes": 2000,
+            "maxStdinBytes": 500,
+        }
+    }
+    docs = render(values=values)
+    [crd] = render.find(docs, "CustomResourceDefinition")
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    limits = spec["limits"]["properties"]
+    assert (limits["timeoutSeconds"]["default"], limits["timeoutSeconds"]["maximum"]) == (3, 10)
+    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["default"], limits["memoryMb"]["maximum"]) == (
+        48,
+        64,
+        256,
+    )
+    assert (spec["code"]["maxLength"], spec["stdin"]["maxLength"]) == (2000, 500)
+    expected = {
+        "EXECUTIONER_DEFAULT_TIMEOUT_SECONDS": "3",
+        "EXECUTIONER_MAX_TIMEOUT_SECONDS": "10",
+        "EXECUTIONER_DEFAULT_MEMORY_MB": "64",
+        "EXECUTIONER_MIN_MEMORY_MB": "48",
+        "EXECUTIONER_MAX_MEMORY_MB": "256",
+        "EXECUTIONER_MAX_CODE_BYTES": "2000",
+        "EXECUTIONER_MAX_STDIN_BYTES": "500",
+    }
+    for deployment in render.find(docs, "Deployment"):
+        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert {k: env.get(k) for k in expected} == expected, deployment["metadata"]["name"]
+    assert not render.find(render(values={"crds": {"enabled": False}}), "CustomResourceDefinition")
+    [unkept] = render.find(render(values={"crds": {"keep": False}}), "CustomResourceDefinition")
+    assert "annotations" not in unkept["metadata"]
 
 
 def test_helm_test_pod(default, render):

@@ -185,6 +185,7 @@ def deployment(helm, kubeconfig, cluster_harness, chart_images):
             f"sandbox.namespace={dep.sandbox}",
             "--set",
             "auth.existingSecret=fault-keys",
+            "--take-ownership",  # of the cluster's one ExecutionRequest CRD
             "--wait",
             "--timeout",
             "6m",

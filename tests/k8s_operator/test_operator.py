@@ -261,3 +261,70 @@ def test_the_sweep_removes_planted_leftovers(operator, kubeconfig, kubernetes_st
 
     assert len(leftovers()) >= 3
     assert wait_until(lambda: leftovers() == [], 60), leftovers()
+
+
+def test_a_request_beyond_the_deployments_limits_is_rejected_with_the_field_named(
+    crd, kubeconfig, user_namespace, kubernetes_stack, operator_kubeconfig
+):
+    """The CRD allows 60 s (manifests/crd.yaml); this deployment allows 10: the operator's admission decides."""
+    env = operator_env(kubernetes_stack, operator_kubeconfig, EXECUTIONER_MAX_TIMEOUT_SECONDS="10")
+    with operator_running(env):
+        apply(kubeconfig, user_namespace, request("greedy", "print(1)", timeoutSeconds=30))
+        status = wait_phase(kubeconfig, user_namespace, "greedy", "Rejected")["status"]
+        assert status["error"] == "spec.limits.timeoutSeconds: Input should be less than or equal to 10"
+        assert "executionId" not in status
+        complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+        assert (complete["status"], complete["reason"]) == ("True", "Rejected")
+        # Within the bounds, the same deployment runs it.
+        apply(kubeconfig, user_namespace, request("modest", "print('within')", timeoutSeconds=10))
+        assert wait_phase(kubeconfig, user_namespace, "modest", "Succeeded")["status"]["stdout"] == "within\n"
+
+
+def test_a_namespace_has_a_keys_rate_limit(crd, kubeconfig, user_namespace, kubernetes_stack, operator_kubeconfig):
+    env = operator_env(
+        kubernetes_stack,
+        operator_kubeconfig,
+        EXECUTIONER_RATE_LIMIT_PER_MINUTE="12",  # one every 5 s
+        EXECUTIONER_RATE_LIMIT_BURST="1",
+    )
+    with operator_running(env) as runner:
+        manifests = [request(f"burst-{n}", f"print({n})") for n in range(2)]
+        apply(kubeconfig, user_namespace, "---\n".join(manifests))
+        statuses = [wait_phase(kubeconfig, user_namespace, f"burst-{n}", "Succeeded")["status"] for n in range(2)]
+    assert [s["stdout"] for s in statuses] == ["0\n", "1\n"]
+    for status in statuses:
+        admitted = next(c for c in status["conditions"] if c["type"] == "Admitted")
+        assert admitted["status"] == "True"
+    assert "not admitted yet: rate limit of 12 executions per minute exceeded" in runner.output
+
+
+def test_the_operator_acts_only_on_its_own_execution(operator, kubeconfig, user_namespace, kubernetes_stack):
+    """Whoever may patch one resource's status cannot read or cancel another's execution through it."""
+    apply(
+        kubeconfig,
+        user_namespace,
+        request("victim", sleeper(new_marker("victim")) + "\nprint('secret')", timeoutSeconds=60),
+    )
+    victim_id = wait_phase(kubeconfig, user_namespace, "victim", "Running")["status"]["executionId"]
+    apply(kubeconfig, user_namespace, request("thief", "print('mine')"))
+    wait_phase(kubeconfig, user_namespace, "thief", "Succeeded")
+    # Point the finished thief at the victim's execution, as a status patch can.
+    kube.kubectl(
+        kubeconfig,
+        "patch",
+        "-n",
+        user_namespace,
+        "exr/thief",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"executionId": victim_id, "phase": "Running", "stdout": ""}}),
+    )
+    status = wait_phase(kubeconfig, user_namespace, "thief", "Error")["status"]
+    assert status["error"] == "status.executionId names an execution this ExecutionRequest did not submit"
+    assert status["stdout"] == ""
+    kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/thief", "--timeout=60s")
+    store = ExecutionStore.from_url(kubernetes_stack.env["EXECUTIONER_REDIS_URL"], 3600)
+    assert store.get(victim_id).status is Status.running  # not cancelled by the thief's deletion
+    kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/victim", "--timeout=60s")
+    assert store.get(victim_id).status is Status.cancelled

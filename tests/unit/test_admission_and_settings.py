@@ -10,6 +10,7 @@ from executioner.models import Limits, Outcome, Status, execution_create_model
 from executioner.queue import celery_config
 from executioner.settings import Settings
 from executioner.store import CapReached, Caps
+from executioner.submission import InvalidSubmission, Submitter, TooLarge
 
 
 @pytest.mark.parametrize(
@@ -100,3 +101,34 @@ def test_named_outcomes():
     assert Outcome.cancelled() == Outcome(status=Status.cancelled, error="cancelled by request")
     assert Outcome.failure(Status.error, "why").result_fields()["error"] == "why"
     assert "status" not in Outcome.cancelled().result_fields()
+
+
+@pytest.mark.parametrize(
+    ("code", "stdin", "limits", "error", "loc"),
+    [
+        ("print(1)", "", {"timeout_seconds": 11}, InvalidSubmission, ["limits", "timeout_seconds"]),
+        ("print(1)", "", {"memory_mb": 16}, InvalidSubmission, ["limits", "memory_mb"]),
+        ("", "", {}, InvalidSubmission, ["code"]),
+        ("print(1)", "", {"network": True}, InvalidSubmission, ["limits", "network"]),
+        ("s = '" + "é" * 60 + "'", "", {}, TooLarge, ["code"]),  # 60 characters, 120 bytes
+        ("print(1)", "ü" * 30, {}, TooLarge, ["stdin"]),
+    ],
+    ids=["timeout", "memory", "empty-code", "unknown-limit", "code-bytes", "stdin-bytes"],
+)
+def test_submission_checks_the_deployments_bounds_in_bytes(code, stdin, limits, error, loc):
+    settings = Settings(max_timeout_seconds=10, max_code_bytes=100, max_stdin_bytes=50)
+    submitter = Submitter(store=None, queue=None, settings=settings, admission=None)  # validate() touches neither
+    with pytest.raises(error) as raised:
+        submitter.validate(code, stdin, limits)
+    assert raised.value.errors[0]["loc"] == loc
+
+
+def test_submission_fills_in_the_deployments_defaults():
+    submitter = Submitter(store=None, queue=None, settings=Settings(default_timeout_seconds=3), admission=None)
+    request, size = submitter.validate("print('é')", "in", {})
+    assert (request.limits.timeout_seconds, request.limits.memory_mb, size) == (3, 128, 13)
+
+
+def test_cap_refusals_name_their_owner():
+    refusal = refusal_for_cap(Settings(), CapReached("active_cap", 100), "namespace team-a")
+    assert refusal.detail.startswith("namespace team-a already has")

@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 from executioner.models import Execution, Limits, Status
-from executioner.operator.status import FINAL_PHASES, PHASES, STATUS_OUTPUT_BYTES, capped, set_condition, status_of
+from executioner.operator.status import (
+    FINAL_PHASES,
+    PHASES,
+    REJECTED,
+    STATUS_OUTPUT_BYTES,
+    capped,
+    held_back_status,
+    rejected_status,
+    set_condition,
+    status_of,
+)
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
 
@@ -84,3 +94,28 @@ def test_finished_execution_fields():
     assert document["stdoutTruncated"] is True and document["stderrTruncated"] is False
     assert document["startedAt"] == "2026-01-01T00:00:00Z" and document["durationMs"] == 12
     assert "observedGeneration" not in document
+
+
+def test_a_rejected_request_names_the_spec_fields_and_is_final():
+    errors = [
+        {"loc": ["limits", "timeout_seconds"], "msg": "Input should be less than or equal to 10", "type": "x"},
+        {"loc": ["code"], "msg": "code is larger than 100 bytes", "type": "too_large"},
+    ]
+    status = rejected_status(errors, T0, generation=1, conditions=[])
+    assert status["phase"] == REJECTED and REJECTED in FINAL_PHASES
+    assert status["error"] == (
+        "spec.limits.timeoutSeconds: Input should be less than or equal to 10; spec.code: code is larger than 100 bytes"
+    )
+    [complete] = status["conditions"]
+    assert (complete["type"], complete["status"], complete["reason"]) == ("Complete", "True", REJECTED)
+    assert complete["observedGeneration"] == status["observedGeneration"] == 1
+
+
+def test_a_held_back_request_stays_pending_with_the_reason():
+    status = held_back_status(
+        "RateLimit", "rate limit of 1 executions per minute exceeded", T0, generation=2, conditions=[]
+    )
+    assert status["phase"] == "Pending"
+    [admitted] = status["conditions"]
+    assert (admitted["type"], admitted["status"], admitted["reason"]) == ("Admitted", "False", "RateLimit")
+    assert "rate limit" in admitted["message"]

@@ -101,6 +101,25 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end }}
 
+{{/* The bounds of every execution (api, worker, operator; the CRD's schema is rendered from the same values). */}}
+{{- define "executioner.executionsEnv" -}}
+{{- $x := .Values.executions }}
+- name: EXECUTIONER_DEFAULT_TIMEOUT_SECONDS
+  value: {{ $x.defaultTimeoutSeconds | quote }}
+- name: EXECUTIONER_MAX_TIMEOUT_SECONDS
+  value: {{ $x.maxTimeoutSeconds | quote }}
+- name: EXECUTIONER_DEFAULT_MEMORY_MB
+  value: {{ $x.defaultMemoryMb | quote }}
+- name: EXECUTIONER_MIN_MEMORY_MB
+  value: {{ $x.minMemoryMb | quote }}
+- name: EXECUTIONER_MAX_MEMORY_MB
+  value: {{ $x.maxMemoryMb | quote }}
+- name: EXECUTIONER_MAX_CODE_BYTES
+  value: {{ $x.maxCodeBytes | int64 | quote }}
+- name: EXECUTIONER_MAX_STDIN_BYTES
+  value: {{ $x.maxStdinBytes | int64 | quote }}
+{{- end }}
+
 {{/* Settings shared by the worker and the operator (both drive sandbox Jobs). */}}
 {{- define "executioner.sandboxEnv" -}}
 - name: EXECUTIONER_BACKEND
@@ -188,6 +207,13 @@ imagePullSecrets:
 {{- end }}
 {{- if eq .Values.sandbox.namespace .Release.Namespace }}
 {{- fail "sandbox.namespace must differ from the release namespace: sandbox pods get a deny-all network and Pod Security \"restricted\" there" }}
+{{- end }}
+{{- $x := .Values.executions }}
+{{- if not (and (le (float64 $x.minMemoryMb) (float64 $x.defaultMemoryMb)) (le (float64 $x.defaultMemoryMb) (float64 $x.maxMemoryMb))) }}
+{{- fail "executions: minMemoryMb <= defaultMemoryMb <= maxMemoryMb must hold" }}
+{{- end }}
+{{- if gt (float64 $x.defaultTimeoutSeconds) (float64 $x.maxTimeoutSeconds) }}
+{{- fail "executions: defaultTimeoutSeconds must not exceed maxTimeoutSeconds" }}
 {{- end }}
 {{- if and (not .Values.auth.enabled) .Values.auth.existingSecret }}
 {{- fail "auth.existingSecret is set but auth.enabled is false" }}

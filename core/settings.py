@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     tmp_size_mb: int = Field(16, ge=1)
     # Size of the sandbox's /dev/shm (a tmpfs of its own; its pages count against the memory cgroup where there is one).
     shm_size_mb: int = Field(16, ge=1)
-    cpu_limit: float = Field(1.0, gt=0)
+    # CPU of a sandbox pod, in cores: its request and its limit (equal, so the pod is Guaranteed QoS).
+    cpu_limit: float = Field(0.5, gt=0)
 
     # Local backend.
     bwrap_path: str = "bwrap"
@@ -108,6 +109,12 @@ class Settings(BaseSettings):
     sandbox_image: str = "executioner/sandbox:0.1.0"
     # RuntimeClass for sandbox pods, e.g. "gvisor" (recommended where the cluster offers it).
     runtime_class_name: str | None = None
+    # The ServiceAccount sandbox pods run as: it must exist, mount no token and hold no permissions (the chart and
+    # `make up` create it); the worker checks the first two before each run.
+    sandbox_service_account: str = "executioner-sandbox"
+    # False runs sandbox pods in a user namespace of their own (`hostUsers: false`): root inside maps to an
+    # unprivileged host UID. Needs a runtime that supports it (containerd >= 2.0 or CRI-O >= 1.25, Linux >= 6.3).
+    sandbox_host_users: bool = True
     # Where sandbox pods may run (JSON): e.g. {"executioner.dev/sandbox": "true"} and matching tolerations.
     sandbox_node_selector: dict[str, str] = {}
     sandbox_tolerations: list[dict[str, object]] = []

@@ -266,3 +266,82 @@ def test_a_namespace_without_the_policy_raises_before_creating_anything(direct_b
         assert kube.kubectl(kubernetes_stack.kubeconfig, "get", "jobs", "-n", namespace, "-o", "name").stdout == ""
     finally:
         kube.delete_namespaces(kubernetes_stack.kubeconfig, namespace)
+
+
+OPENING_POLICIES = {
+    "allow-all-egress": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]},
+    "dns-egress": {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "executioner-sandbox"}},
+        "policyTypes": ["Egress"],
+        "egress": [{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}],
+    },
+}
+
+
+@pytest.mark.parametrize("added", sorted(OPENING_POLICIES))
+def test_fail_closed_when_another_policy_opens_sandbox_traffic(kubernetes_stack, added):
+    """NetworkPolicies add up: a deny-all proves nothing once another policy allows something."""
+    stack = kubernetes_stack
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": added, "namespace": stack.namespace},
+        "spec": OPENING_POLICIES[added],
+    }
+    kube.kubectl(stack.kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(policy))
+    try:
+        with httpx.Client(base_url=stack.url, timeout=60) as api:
+            doc = api.post("/v1/executions", params={"wait": 30}, json={"code": "print('must not run')"}).json()
+        assert doc["status"] == "error"
+        assert doc["error"] == (
+            f"NetworkPolicy {added} in {stack.namespace} allows traffic to or from sandbox pods; "
+            "refusing to run code with network access"
+        )
+        assert doc["stdout"] == ""
+        assert leftovers(stack, doc["id"]) == []
+    finally:
+        kube.kubectl(stack.kubeconfig, "delete", "networkpolicy", added, "-n", stack.namespace)
+
+
+def test_a_planted_input_secret_is_refused_and_never_mounted(direct_backend, kubernetes_stack):
+    """The Job exists (suspended) before its Secrets: whoever creates a Secret of the expected name first must
+    not get their input run."""
+    backend = direct_backend()
+    run = execution(code="print('the real code')")
+    name = f"exec-{run.id}-code"
+    planted = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": kubernetes_stack.namespace},
+        "stringData": {"code": "print('planted')"},
+    }
+    kube.kubectl(kubernetes_stack.kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(planted))
+    try:
+        outcome = backend.run(run)
+        assert outcome.status is Status.error
+        assert f"Secret {name} already existed" in outcome.error
+        assert "planted" not in (outcome.stdout or "")
+        assert wait_until(lambda: leftovers(kubernetes_stack, run.id) == [], 30)
+    finally:
+        kube.kubectl(kubernetes_stack.kubeconfig, "delete", "secret", name, "-n", kubernetes_stack.namespace)
+
+
+def test_fail_closed_when_the_sandbox_account_would_mount_a_token(direct_backend, kubernetes_stack):
+    namespace = kubernetes_stack.namespace
+
+    def automount(value: bool) -> None:
+        patch = json.dumps({"automountServiceAccountToken": value})
+        kube.kubectl(
+            kubernetes_stack.kubeconfig, "patch", "serviceaccount", "executioner-sandbox", "-n", namespace, "-p", patch
+        )
+
+    automount(True)
+    try:
+        with pytest.raises(SandboxUnavailable) as refused:
+            direct_backend().run(execution())
+    finally:
+        automount(False)
+    assert str(refused.value) == (
+        f"ServiceAccount executioner-sandbox in {namespace} does not set automountServiceAccountToken: false; "
+        "refusing to run code that could get a token"
+    )

@@ -528,12 +528,15 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
     roles = {d["metadata"]["name"]: d for d in render.find(default, "Role")}
     assert {d["metadata"]["namespace"] for d in roles.values()} == {"executioner-sandbox"}
     assert _rules(roles["executioner-worker"]) == {
-        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "delete"},  # patch: resume the suspended Job
         ("", "pods"): {"get", "list", "watch"},
         ("", "pods/log"): {"get"},
         ("", "secrets"): {"create", "get", "delete"},
         ("networking.k8s.io", "networkpolicies"): {"get", "list"},
+        ("", "serviceaccounts"): {"get"},
     }
+    [account_rule] = [r for r in roles["executioner-worker"]["rules"] if r["resources"] == ["serviceaccounts"]]
+    assert account_rule["resourceNames"] == ["executioner-sandbox"]
     assert _rules(roles["executioner-operator"]) == {
         ("batch", "jobs"): {"get", "list", "watch", "delete"},
         ("", "pods"): {"get", "list", "watch", "delete"},

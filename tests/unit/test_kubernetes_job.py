@@ -16,6 +16,8 @@ from executioner.worker.backends.kubernetes import (
     build_input_secrets,
     build_sandbox_job,
     is_deny_all,
+    may_select_sandboxes,
+    opens_traffic,
     outcome_from_pod,
     outcome_of_vanished_job,
     unschedulable_outcome,
@@ -55,8 +57,16 @@ def test_job_spec_is_locked_down():
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
     }
-    assert container["resources"]["requests"]["memory"] == container["resources"]["limits"]["memory"] == "96Mi"
-    assert "cpu" in container["resources"]["limits"]
+    # requests equal limits: Guaranteed QoS
+    assert container["resources"]["requests"] == container["resources"]["limits"] == {"memory": "96Mi", "cpu": "0.5"}
+    assert pod["serviceAccountName"] == "executioner-sandbox"
+    assert "hostUsers" not in pod  # the runtime's default unless asked for
+    assert (
+        build_sandbox_job(execution(), Settings(sandbox_host_users=False))["spec"]["template"]["spec"]["hostUsers"]
+        is False
+    )
+    # no pod until the worker resumes it, once the input Secrets (owned by the Job) exist
+    assert spec["suspend"] is True
     tmp = next(volume for volume in pod["volumes"] if volume["name"] == "tmp")
     assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}
     assert spec["template"]["metadata"]["labels"][EXECUTION_LABEL]
@@ -128,6 +138,45 @@ ALLOW_ALL = [client.V1NetworkPolicyEgressRule()]
 )
 def test_is_deny_all(case, network_policy, deny_all):
     assert is_deny_all(network_policy, SANDBOX_LABELS) is deny_all, case
+
+
+DNS_EGRESS = [client.V1NetworkPolicyEgressRule(ports=[client.V1NetworkPolicyPort(port=53, protocol="UDP")])]
+
+
+def expression(key, operator, *values):
+    return client.V1LabelSelectorRequirement(key=key, operator=operator, values=list(values) or None)
+
+
+@pytest.mark.parametrize(
+    ("case", "network_policy", "refused"),
+    [
+        ("the deny-all itself", policy(), False),
+        ("allow-all egress, every pod", policy(types=("Egress",), egress=ALLOW_ALL), True),
+        ("DNS egress for sandboxes", policy(types=("Egress",), egress=DNS_EGRESS, labels=dict(SANDBOX_LABELS)), True),
+        ("ingress from anywhere", policy(types=("Ingress",), ingress=[client.V1NetworkPolicyIngressRule()]), True),
+        ("egress rules ignored by an ingress-only policy", policy(types=("Ingress",), egress=ALLOW_ALL), False),
+        ("one execution's pod", policy(egress=ALLOW_ALL, labels={EXECUTION_LABEL: "abc"}), True),
+        ("other pods by label", policy(egress=ALLOW_ALL, labels={"app": "web"}), False),
+        (
+            "other pods by expression",
+            policy(egress=ALLOW_ALL, expressions=[expression("app.kubernetes.io/name", "In", "web")]),
+            False,
+        ),
+        (
+            "sandboxes by expression",
+            policy(egress=ALLOW_ALL, expressions=[expression("app.kubernetes.io/name", "NotIn", "web")]),
+            True,
+        ),
+        (
+            "pods without an execution",
+            policy(egress=ALLOW_ALL, expressions=[expression(EXECUTION_LABEL, "DoesNotExist")]),
+            False,
+        ),
+        ("pods with an unknown label", policy(egress=ALLOW_ALL, expressions=[expression("team", "Exists")]), False),
+    ],
+)
+def test_any_policy_opening_sandbox_traffic_is_refused(case, network_policy, refused):
+    assert (opens_traffic(network_policy) and may_select_sandboxes(network_policy)) is refused, case
 
 
 def pod(phase="Running", waiting=None, terminated=None, reason=None, conditions=None):

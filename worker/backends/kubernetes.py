@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
 from executioner.kube import (
+    EXECUTION_LABEL,
     SANDBOX_LABELS,
     execution_selector,
     job_name,
@@ -61,8 +62,10 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
     """The Job for one execution (a plain manifest: built here, sent elsewhere)."""
     labels = sandbox_labels(execution.id)
     memory = f"{execution.limits.memory_mb}Mi"
+    cpu = f"{settings.cpu_limit:g}"
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "serviceAccountName": settings.sandbox_service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 0,
@@ -82,8 +85,9 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
                 # every pod of this UID on the node together.
                 "args": runner_args(execution, settings, memory_rlimit=False, max_processes=0),
                 "resources": {
-                    "requests": {"memory": memory, "cpu": "50m"},
-                    "limits": {"memory": memory, "cpu": f"{settings.cpu_limit:g}"},
+                    # requests equal to limits: Guaranteed QoS, so a node never overcommits sandboxes
+                    "requests": {"memory": memory, "cpu": cpu},
+                    "limits": {"memory": memory, "cpu": cpu},
                 },
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -123,6 +127,8 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
     }
     if settings.runtime_class_name:
         pod_spec["runtimeClassName"] = settings.runtime_class_name
+    if not settings.sandbox_host_users:
+        pod_spec["hostUsers"] = False
     if settings.sandbox_node_selector:
         pod_spec["nodeSelector"] = settings.sandbox_node_selector
     if settings.sandbox_tolerations:
@@ -132,6 +138,8 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
         "kind": "Job",
         "metadata": {"name": job_name(execution.id), "labels": labels},
         "spec": {
+            # Created suspended: no pod exists until the input Secrets, owned by the Job, are in place.
+            "suspend": True,
             "backoffLimit": 0,
             "activeDeadlineSeconds": math.ceil(settings.sandbox_deadline(execution.limits)),
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
@@ -177,6 +185,41 @@ def is_deny_all(policy: client.V1NetworkPolicy, pod_labels: dict[str, str]) -> b
     if selector.match_expressions:
         return False  # not evaluated here: only a plain label selector counts as proof
     return all(pod_labels.get(key) == value for key, value in (selector.match_labels or {}).items())
+
+
+def opens_traffic(policy: client.V1NetworkPolicy) -> bool:
+    """True when the policy allows any ingress or egress (to whatever it selects)."""
+    spec = policy.spec
+    types = set(spec.policy_types or ["Ingress", *(["Egress"] if spec.egress else [])])
+    return bool(("Ingress" in types and spec.ingress) or ("Egress" in types and spec.egress))
+
+
+def may_select_sandboxes(policy: client.V1NetworkPolicy) -> bool:
+    """False only when the policy's pod selector certainly excludes sandbox pods: they carry SANDBOX_LABELS plus an
+    execution label whose value varies, so any selector that could match some execution counts as selecting."""
+    selector = policy.spec.pod_selector
+    known = dict(SANDBOX_LABELS)
+    for key, value in (selector.match_labels or {}).items():
+        if key == EXECUTION_LABEL:
+            continue  # selects one execution's pod: still a sandbox pod
+        if known.get(key) != value:
+            return False
+    for expression in selector.match_expressions or []:
+        key, operator, values = expression.key, expression.operator, set(expression.values or [])
+        if key == EXECUTION_LABEL:
+            if operator == "DoesNotExist":
+                return False
+            continue
+        present = key in known
+        if operator == "In" and (not present or known[key] not in values):
+            return False
+        if operator == "NotIn" and present and known[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
 
 
 def sandbox_state(pod: client.V1Pod) -> client.V1ContainerState | None:
@@ -317,12 +360,23 @@ class KubernetesBackend:
     def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
         if self.is_cancelled(execution.id):
             return Outcome.cancelled()
-        self.require_network_policy()
+        self.require_isolation()
         manifest = build_sandbox_job(execution, self.settings)
         job = with_retries(self.batch.create_namespaced_job, self.namespace, manifest)
         manifest["metadata"]["uid"] = job.metadata.uid
         for secret in build_input_secrets(execution, manifest):
-            with_retries(self.core.create_namespaced_secret, self.namespace, secret)
+            try:
+                with_retries(self.core.create_namespaced_secret, self.namespace, secret)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # Someone made it first (the suspended Job names the execution): it must not reach the sandbox.
+                self.delete_job(execution.id)
+                raise SandboxUnavailable(
+                    f"Secret {secret['metadata']['name']} already existed in {self.namespace}, not created by this "
+                    "worker; refusing to run the execution with input that may have been planted"
+                ) from exc
+        with_retries(self.batch.patch_namespaced_job, job.metadata.name, self.namespace, {"spec": {"suspend": False}})
         log.info("execution %s runs as job %s/%s", execution.id, self.namespace, job.metadata.name)
         follower = LogFollower(self.core, self.namespace, output)  # live output, once the sandbox runs
         try:
@@ -358,7 +412,9 @@ class KubernetesBackend:
         return None
 
     # Steps -----------------------------------------------------------------
-    def require_network_policy(self) -> None:
+    def require_isolation(self) -> None:
+        """Fail closed: refuse to run code unless a deny-all NetworkPolicy selects sandbox pods, no policy opens any
+        traffic to or from them (policies add up), and their ServiceAccount exists and mounts no token."""
         try:
             policies = self.networking.list_namespaced_network_policy(self.namespace).items
         except ApiException as exc:
@@ -369,6 +425,23 @@ class KubernetesBackend:
             raise SandboxUnavailable(
                 f"namespace {self.namespace} has no deny-all NetworkPolicy (ingress and egress) selecting sandbox pods; "
                 "refusing to run code with network access"
+            )
+        if opening := [p.metadata.name for p in policies if opens_traffic(p) and may_select_sandboxes(p)]:
+            raise SandboxUnavailable(
+                f"NetworkPolicy {', '.join(sorted(opening))} in {self.namespace} allows traffic to or from sandbox pods; "
+                "refusing to run code with network access"
+            )
+        name = self.settings.sandbox_service_account
+        try:
+            account = self.core.read_namespaced_service_account(name, self.namespace)
+        except ApiException as exc:
+            raise SandboxUnavailable(
+                f"cannot read the sandbox ServiceAccount {name} in {self.namespace}: {exc.reason}"
+            ) from exc
+        if account.automount_service_account_token is not False:
+            raise SandboxUnavailable(
+                f"ServiceAccount {name} in {self.namespace} does not set "
+                "automountServiceAccountToken: false; refusing to run code that could get a token"
             )
 
     def delete_job(self, execution_id: str) -> None:

@@ -120,8 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Run untrusted Python in disposable sandboxes; only the output comes back.",
         version="0.1.0",
         lifespan=lifespan,
-        # served by mount_docs from the API's own files
+        # served by mount_docs from the API's own files; no ReDoc, which only loads from a CDN
         docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = ExecutionStore.from_settings(settings)

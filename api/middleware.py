@@ -14,8 +14,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-# The web UI loads only its own files. /docs sets its own (the same, plus its inline script's hash); /redoc, which
-# still loads ReDoc from a CDN, gets none.
+# The web UI loads only its own files. /docs sets its own (the same, plus its inline script's hash).
 UI_CSP = (
     b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     b"connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -95,7 +94,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        is_docs = path.startswith("/docs") or path.startswith("/redoc")
+        is_docs = path.startswith("/docs")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -60,3 +60,9 @@ def test_docs_csp_admits_only_the_api_and_the_inline_script(api):
     assert set(csp["script-src"]) == {"'self'"} | hashes
     assert not any(source.startswith(("http", "*")) for sources in csp.values() for source in sources)
     assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_no_page_loads_from_a_cdn(api):
+    """ReDoc only comes from a CDN, so there is none; the UI's CSP covers every other page."""
+    assert api.get("/redoc").status_code == 404
+    assert "content-security-policy" in api.get("/redoc").headers

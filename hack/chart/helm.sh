@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 . "$ROOT/hack/cluster/versions.env"
 CACHE="${EXECUTIONER_CACHE:-$HOME/.cache/executioner}"
-pinned="$CACHE/helm-$HELM_VERSION/bin/helm"
+pinned="$CACHE/helm-$HELM_VERSION-k8s$HELM_KUBE_VERSION/bin/helm"  # as HELM_BIN in hack/cluster/common.sh
 if [ ! -x "$pinned" ]; then
   if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
     PATH=/usr/local/go/bin:$PATH "$ROOT/hack/cluster/build.sh" helm >&2

@@ -83,9 +83,9 @@ build_etcd() {
   log "etcd built in $((SECONDS - t0)) s"
 }
 
-build_plain() { # name module version cmdpkg [ldflags]
+build_plain() { # name module version cmdpkg [ldflags] [cache dir]
   local name=$1 mod=$2 v=$3 pkg=$4 ld=${5:-}
-  local d="$CACHE/$name-$v"
+  local d=${6:-"$CACHE/$name-$v"}
   if have_all "$d" "$name"; then log "$name $v cached"; return; fi
   mkdir -p "$d/src" "$d/bin"
   local t0=$SECONDS
@@ -104,8 +104,14 @@ build_plain() { # name module version cmdpkg [ldflags]
 }
 
 build_helm() {
-  build_plain helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  # helm's Makefile sets the Kubernetes version it assumes without a cluster (else 1.20, and a chart's kubeVersion
+  # constraint fails `helm template` and `helm lint`)
+  local major=${HELM_KUBE_VERSION%%.*} minor=${HELM_KUBE_VERSION#*.} ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  local pkg
+  for pkg in chartutil lint/rules; do
+    ld="$ld -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$minor"
+  done
+  build_plain helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$ld" "$CACHE/helm-$HELM_VERSION-k8s$HELM_KUBE_VERSION"
 }
 
 build_kube_router() {

@@ -788,3 +788,12 @@ def test_secrets_checksum_follows_the_rendered_secrets_and_keeps_pod_annotations
     mine = checksums({**external, "api": {"podAnnotations": {"example.com/team": "a"}}})
     assert mine["executioner-api"]["example.com/team"] == "a"
     assert mine["executioner-api"]["checksum/secrets"] == first["executioner-api"]["checksum/secrets"]
+
+
+def test_the_chart_states_the_kubernetes_versions_it_installs_on(render):
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.29.0-0"
+    assert render()  # offline, helm assumes the Kubernetes version it was built for (1.34 here, as upstream's builds)
+    refused = render.run("--kube-version", "1.28.0", check=False)
+    assert refused.returncode != 0
+    assert "chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.28.0" in refused.stderr

@@ -100,6 +100,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - report, never crash the diagnosis
         print(f"bubblewrap: unavailable: {exc}")
         return 2
+    from executioner.worker.backends.seccomp import SeccompUnavailable, filter_program
+
+    try:
+        print(f"syscall filter: seccomp deny-list ({len(filter_program()) // 8} BPF instructions)")
+    except SeccompUnavailable as exc:
+        print(f"syscall filter: unavailable: {exc}")
+        return 2
     if not found.runs:
         print(f"status: {refusal_message(found)}")
         return 2

@@ -303,3 +303,12 @@ def test_a_root_worker_without_cgroups_refuses_rather_than_degrading(tmp_path):
     assert doc["status"] == "succeeded" and doc["stdout"] == "ran\n", doc
     assert doc["limits_enforced"] == "rlimit"
     assert "WEAK LIMITS" in weak.stderr  # said at start, loudly
+
+
+def test_doctor_reports_the_syscall_filter():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+    doctor = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "executioner"), "doctor"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert doctor.returncode == 0, doctor
+    assert "syscall filter: seccomp deny-list (" in doctor.stdout

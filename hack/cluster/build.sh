@@ -2,7 +2,7 @@
 # Build (once) and cache the pinned cluster binaries from the Go module proxy.
 #
 #   hack/cluster/build.sh [tool...]     tools: kubernetes etcd helm kube-router local-path-provisioner pause
-#                                       kube-score
+#                                       kube-score gvisor
 #                                       (default: all)
 #
 # Everything lands in ~/.cache/executioner/<tool>-<version>/ (override the root with EXECUTIONER_CACHE);
@@ -132,6 +132,44 @@ build_kube_score() {
     "-X main.version=$KUBE_SCORE_VERSION"
 }
 
+build_gvisor() { # runsc and its containerd shim, both from the module's importable "go" branch
+  local v=$GVISOR_VERSION d="$CACHE/gvisor-$GVISOR_VERSION"
+  if have_all "$d" runsc containerd-shim-runsc-v1; then log "gvisor $v cached"; return; fi
+  mkdir -p "$d/src" "$d/bin"
+  local t0=$SECONDS m
+  m=$(curl -fsSL "$(goproxy)/gvisor.dev/gvisor/@v/$v.mod")
+  {
+    echo "module executioner.local/gvisor-build"
+    echo "$m" | grep -E '^(go|godebug) '
+    echo "require gvisor.dev/gvisor $v"
+  } > "$d/src/go.mod"
+  log "building gvisor $v (runsc, containerd-shim-runsc-v1)"
+  (cd "$d/src" && "$GO" mod download gvisor.dev/gvisor)
+  [ -x "$d/bin/runsc" ] || (cd "$d/src" && "$GO" build -p "$JOBS" -trimpath \
+    -ldflags "-s -w -X gvisor.dev/gvisor/runsc/version.version=$v" -o "$d/bin/runsc.tmp" gvisor.dev/gvisor/runsc &&
+    mv "$d/bin/runsc.tmp" "$d/bin/runsc")
+  # The shim gets two small patches, in a copy of the module (`go build -overlay` refuses module-cache files),
+  # because it is built against containerd 2's shim library and our nodes run containerd 1.6:
+  # 1. `start` prints its address as containerd 2's JSON bootstrap parameters; containerd 1.6 (which does not set
+  #    MAX_SHIM_VERSION) reads the whole output as a bare socket address. Print the bare address to it.
+  # 2. it lowers its own oom_score_adj to -999, which needs CAP_SYS_RESOURCE; root in our VMs lacks it (README.md),
+  #    so a refused write leaves the shim at containerd's score instead of failing every gVisor pod (containerd's
+  #    own runc shim only ever raises its score).
+  local mod="$d/src/shim/gvisor"
+  rm -rf "$d/src/shim"; mkdir -p "$d/src/shim"
+  cp -r "$(cd "$d/src" && "$GO" list -m -f '{{.Dir}}' gvisor.dev/gvisor)" "$mod"; chmod -R u+w "$mod"
+  sed -i -e 's/^\treturn shim.BootstrapParams{Version: 2, Address: address, Protocol: "ttrpc"}, nil$/\tif os.Getenv("MAX_SHIM_VERSION") == "" { fmt.Print(address); os.Exit(0) } \/\/ executioner: containerd 1.6\n&/' \
+    -e 's/if err := sys.SetOOMScore(cmd.Process.Pid, oomScoreMax); err != nil {/& if os.IsPermission(err) {} else { \/\/ executioner: no CAP_SYS_RESOURCE/' \
+    -e '/failed to set OOM Score on shim/{n;s/^\t}$/\t}}/}' "$mod/pkg/shim/v1/manager.go"
+  [ "$(grep -c '// executioner: ' "$mod/pkg/shim/v1/manager.go")" = 2 ] || { log "gvisor: the shim patches no longer apply"; return 1; }
+  { cat "$d/src/go.mod"; echo "replace gvisor.dev/gvisor => ./gvisor"; } > "$d/src/shim/go.mod"
+  (cd "$d/src/shim" && "$GO" build -p "$JOBS" -trimpath -ldflags "-s -w" \
+    -o "$d/bin/containerd-shim-runsc-v1.tmp" gvisor.dev/gvisor/shim)
+  mv "$d/bin/containerd-shim-runsc-v1.tmp" "$d/bin/containerd-shim-runsc-v1"
+  echo "$((SECONDS - t0))" > "$d/build-seconds"
+  log "gvisor built in $((SECONDS - t0)) s"
+}
+
 build_pause() {
   local d="$CACHE/pause-$PAUSE_VERSION"
   if [ -x "$d/bin/pause" ]; then log "pause $PAUSE_VERSION cached"; return; fi
@@ -150,7 +188,7 @@ build_pause() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm kube-score)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm kube-score gvisor)
 for t in "${tools[@]}"; do
   case $t in
     kubernetes) build_kubernetes ;;
@@ -160,6 +198,7 @@ for t in "${tools[@]}"; do
     local-path-provisioner) build_local_path ;;
     pause) build_pause ;;
     kube-score) build_kube_score ;;
+    gvisor) build_gvisor ;;
     *) echo "unknown tool $t" >&2; exit 2 ;;
   esac
 done

@@ -18,6 +18,7 @@ LOCAL_PATH_NAMESPACE=local-path-storage              # where its helper pods run
 # helper pods (mkdir/rm of a volume's directory) need a shell: the locally made Debian base, loaded under this name
 LOCAL_PATH_HELPER_IMAGE="docker.io/executioner/local-path-helper:$DEBIAN_SUITE"
 PAUSE_BIN="$CACHE/pause-$PAUSE_VERSION/bin/pause"
+GVISOR_BIN="$CACHE/gvisor-$GVISOR_VERSION/bin"           # runsc and containerd-shim-runsc-v1
 PAUSE_IMAGE="registry.k8s.io/pause:$PAUSE_VERSION"
 NODE_NAME="${EXECUTIONER_NODE_NAME:-executioner-node}"
 POD_CIDR=10.244.0.0/24
@@ -48,3 +49,10 @@ pid_of() { # component -> pid if running (pid file present and process alive wit
 }
 
 kctl() { "$KBIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# What the running cluster was started from: status.sh reports a cluster started by other scripts as stale, so the
+# test fixtures run up.sh (idempotent) again and pick up new runtime handlers, profiles and settings.
+cluster_fingerprint() {
+  cat "$HERE/up.sh" "$HERE/common.sh" "$HERE/versions.env" "$HERE/../../charts/executioner/files/sandbox-seccomp.json" |
+    sha256sum | cut -d' ' -f1
+}

@@ -17,5 +17,8 @@ if [ -f "$KUBECONFIG_PATH" ] && kctl get --raw /readyz >/dev/null 2>&1; then
 else
   echo "api: not reachable"; rc=1
 fi
+if [ "$(cat "$STATE/fingerprint" 2>/dev/null)" != "$(cluster_fingerprint)" ]; then
+  echo "config: started by other hack/cluster scripts than these; run up.sh again"; rc=1
+fi
 ip -br link show "$BRIDGE" 2>/dev/null | sed 's/^/bridge: /'
 exit $rc

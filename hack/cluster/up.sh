@@ -8,7 +8,7 @@ exec 9> /run/lock/executioner-cluster.lock; flock 9   # one up/down at a time
 T0=$SECONDS
 
 [ "$(id -u)" -eq 0 ] || { echo "cluster-up needs root (containerd, kubelet, iptables)" >&2; exit 1; }
-for b in "$KBIN/kube-apiserver" "$KBIN/kubelet" "$KBIN/kubectl" "$ETCD_BIN" "$KROUTER_BIN" "$LOCAL_PATH_BIN" "$PAUSE_BIN"; do
+for b in "$KBIN/kube-apiserver" "$KBIN/kubelet" "$KBIN/kubectl" "$ETCD_BIN" "$KROUTER_BIN" "$LOCAL_PATH_BIN" "$PAUSE_BIN" "$GVISOR_BIN/runsc"; do
   [ -x "$b" ] || { log "missing $b; building (make cluster-tools)"; "$HERE/build.sh"; break; }
 done
 for c in containerd runc ipset iptables buildah ctr; do
@@ -145,6 +145,15 @@ write_file "$STATE/cni/net.d/10-executioner.conflist" <<EOF
   ]
 }
 EOF
+# gVisor: the shim reads this file (runsc_config = runsc's flags). There is no KVM acceleration to rely on in a VM,
+# so the systrap platform; the pod's network namespace is used as-is (netstack), cgroups v1 as the kubelet made them.
+write_file "$STATE/containerd/runsc.toml" <<EOF
+binary_name = "$GVISOR_BIN/runsc"
+root = "$RUNDIR/runsc"
+[runsc_config]
+  platform = "systrap"
+EOF
+ctrd_config_before=$(cat "$STATE/containerd/config.toml" 2>/dev/null || true)
 write_file "$STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$STATE/containerd/root"
@@ -175,6 +184,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         SystemdCgroup = false
         BinaryName = "${EXECUTIONER_RUNC:-$(command -v runc)}"
         Root = "$RUNDIR/runc"
+    # RuntimeClass gvisor (handler runsc), applied below. containerd 1.6 ignores runtime_path when it starts a
+    # sandbox, so it finds containerd-shim-runsc-v1 on its PATH: $GVISOR_BIN
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc]
+      runtime_type = "io.containerd.runsc.v1"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runsc.options]
+        TypeUrl = "io.containerd.runsc.v1.options"
+        ConfigPath = "$STATE/containerd/runsc.toml"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/net.d"
@@ -182,7 +198,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     config_path = "$STATE/containerd/certs.d"
 EOF
 mkdir -p "$RUNDIR/containerd"
-start containerd containerd --config "$STATE/containerd/config.toml"
+if p=$(pid_of containerd) && [ "$ctrd_config_before" != "$(cat "$STATE/containerd/config.toml")" ]; then
+  log "containerd config changed: restarting containerd (containers keep running in their shims)"
+  kill "$p"; wait_for "containerd to stop" 30 bash -c "! kill -0 $p"
+fi
+start containerd env PATH="$GVISOR_BIN:$PATH" containerd --config "$STATE/containerd/config.toml"
 wait_for containerd 30 ctr --address "$CTRD_SOCK" version
 
 # pause image (compiled locally from pause.c), imported once
@@ -268,6 +288,14 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:executioner:kube-router"}
 EOF
 
+# gVisor for sandbox pods that ask for it (EXECUTIONER_RUNTIME_CLASS_NAME=gvisor)
+kctl apply -f - >/dev/null <<EOF
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: gvisor}
+handler: runsc
+EOF
+
 # ---------------------------------------------------------------- controller-manager, scheduler
 start kube-controller-manager "$KBIN/kube-controller-manager" \
   --kubeconfig="$STATE/controller-manager.kubeconfig" \
@@ -315,6 +343,10 @@ fileCheckFrequency: 10s
 nodeStatusUpdateFrequency: 10s
 resolvConf: /etc/resolv.conf
 EOF
+# The sandbox pods' Localhost seccomp profile, where the chart's seccompProfile DaemonSet would put it
+# (EXECUTIONER_SANDBOX_SECCOMP_PROFILE=executioner/sandbox.json).
+install -D -m 0644 "$HERE/../../charts/executioner/files/sandbox-seccomp.json" \
+  "$STATE/kubelet/root/seccomp/executioner/sandbox.json"
 start kubelet "$KBIN/kubelet" --config="$STATE/kubelet/config.yaml" \
   --kubeconfig="$STATE/kubelet.kubeconfig" --root-dir="$STATE/kubelet/root" --cert-dir="$STATE/kubelet/pki" \
   --hostname-override="$NODE_NAME" --node-ip="$HOST_IP" --v=1
@@ -463,5 +495,6 @@ lp_started() { pid_of local-path-provisioner && tail -c "+$lp_from" "$lp_log" | 
 for c in "${COMPONENTS[@]}"; do
   pid_of "$c" >/dev/null || { log "$c is not running; see $STATE/logs/$c.log"; tail -20 "$STATE/logs/$c.log" >&2; exit 1; }
 done
+cluster_fingerprint > "$STATE/fingerprint"
 log "cluster ready in $((SECONDS - T0)) s (Kubernetes $KUBE_VERSION, node $NODE_NAME, api https://$HOST_IP:$API_PORT)"
 echo "KUBECONFIG=$KUBECONFIG_PATH"

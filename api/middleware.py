@@ -131,7 +131,7 @@ def allowed_host_names(bound_host: str, extra: list[str]) -> frozenset[str]:
 
 class HostAllowlist:
     """Open mode (no API keys) answers only requests addressed to its own names: a page on another site whose DNS
-    name is rebound to 127.0.0.1 still sends its own name in Host, and gets 400. /healthz stays open to any Host
+    name is rebound to 127.0.0.1 still sends its own name in Host, and gets 400. /healthz and /livez stay open to any Host
     (the kubelet's probes address a pod by IP, and health says nothing)."""
 
     def __init__(self, app: ASGIApp, allowed: frozenset[str]):
@@ -139,7 +139,7 @@ class HostAllowlist:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or "*" in self.allowed or scope.get("path") == "/healthz":
+        if scope["type"] != "http" or "*" in self.allowed or scope.get("path") in ("/healthz", "/livez"):
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # A queued execution with no message in the broker this long after it was queued (the message went with a
     # Redis crash, or with a worker that took it while Redis was away) is sent to the workers again.
     redispatch_after_seconds: float = Field(30.0, gt=0)
+    # A file the worker's Celery consumer loop touches every few seconds while it runs, for a liveness probe that
+    # checks its age (the chart's); empty: none.
+    worker_heartbeat_file: str = ""
     # How long a worker keeps trying to record a finished execution's result while Redis is unreachable.
     store_outage_seconds: float = Field(120.0, ge=0)
     # Seconds the worker waits beyond an execution's timeout before giving up on the sandbox.
@@ -120,9 +123,14 @@ class Settings(BaseSettings):
     sandbox_tolerations: list[dict[str, object]] = []
     # Finished Jobs are deleted as soon as their result is recorded; this TTL is the backstop.
     job_ttl_seconds: int = Field(300, ge=0)
+    # Ephemeral-storage request and limit of each sandbox pod (its container log and writable layer; /tmp is
+    # memory): the kubelet evicts a sandbox past it and the execution ends `error`.
+    sandbox_ephemeral_storage_mb: int = Field(32, ge=1)
     schedule_timeout_seconds: float = Field(60.0, gt=0)
     # How often the operator sweeps the sandbox namespace for leftovers and lost executions.
     gc_interval_seconds: float = Field(15.0, gt=0)
+    # Kopf's liveness endpoint for the operator, e.g. http://0.0.0.0:8080/healthz (`kopf run --liveness`); empty: none.
+    operator_liveness_endpoint: str = ""
 
     # `executioner up` (one machine): where its private Redis keeps its data (append-only file, password, port)
     # so records and queued executions survive a restart, and that Redis's memory cap (it refuses writes beyond).

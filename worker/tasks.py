@@ -18,9 +18,12 @@ from executioner.worker.active import ActiveExecutions
 from executioner.worker.backends.base import SandboxBackend, create_backend
 from executioner.worker.celery_app import app
 from executioner.worker.executor import execute, redispatch_lost_messages, sweep_lost_executions
+from executioner.worker.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 EXECUTION_ID = re.compile(r"^[0-9a-f]{32}$")
+# the liveness heartbeat rides on the consumer (worker/heartbeat.py)
+app.steps["consumer"].add(Heartbeat)
 
 
 @dataclass(frozen=True)

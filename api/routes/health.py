@@ -8,7 +8,12 @@ from executioner.api.deps import SettingsDep, StoreDep
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness and store reachability")
+@router.get("/livez", summary="Liveness: the API process answers (touches nothing else)")
+def livez() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/healthz", summary="Readiness: the API answers and reaches its store")
 def healthz(store: StoreDep, settings: SettingsDep) -> JSONResponse:
     try:
         store.ping()

@@ -57,8 +57,18 @@ def test_job_spec_is_locked_down():
         "privileged": False,
         "capabilities": {"drop": ["ALL"]},
     }
-    # requests equal limits: Guaranteed QoS
-    assert container["resources"]["requests"] == container["resources"]["limits"] == {"memory": "96Mi", "cpu": "0.5"}
+    # requests equal limits: Guaranteed QoS; and the node's disk is shared: a sandbox reserves and may use only
+    # this much of it (log and writable layer)
+    storage = f"{settings.sandbox_ephemeral_storage_mb}Mi"
+    assert (
+        container["resources"]["requests"]
+        == container["resources"]["limits"]
+        == {
+            "memory": "96Mi",
+            "cpu": "0.5",
+            "ephemeral-storage": storage,
+        }
+    )
     assert pod["serviceAccountName"] == "executioner-sandbox"
     assert "hostUsers" not in pod  # the runtime's default unless asked for
     assert (
@@ -263,6 +273,16 @@ def test_outcome_from_pod(case, the_pod, logs, status, error_contains):
     assert outcome is not None and outcome.status is status, (case, outcome)
     if error_contains:
         assert error_contains in (outcome.error or ""), (case, outcome)
+
+
+def test_an_evicted_sandbox_ends_error_with_the_kubelets_reason():
+    evicted = pod(phase="Failed", terminated=(137, "Error"), reason="Evicted")
+    evicted.status.message = "Pod ephemeral local storage usage exceeds the total limit of containers 32Mi. "
+    outcome = outcome_from_pod(evicted, "", limits_memory_mb=96)
+    assert outcome is not None and outcome.status is Status.error
+    assert outcome.error == (
+        "the node evicted the sandbox: Pod ephemeral local storage usage exceeds the total limit of containers 32Mi. "
+    )
 
 
 def test_an_envelope_is_taken_whole():

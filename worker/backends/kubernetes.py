@@ -63,6 +63,7 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
     labels = sandbox_labels(execution.id)
     memory = f"{execution.limits.memory_mb}Mi"
     cpu = f"{settings.cpu_limit:g}"
+    storage = f"{settings.sandbox_ephemeral_storage_mb}Mi"
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": settings.sandbox_service_account,
@@ -86,8 +87,8 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
                 "args": runner_args(execution, settings, memory_rlimit=False, max_processes=0),
                 "resources": {
                     # requests equal to limits: Guaranteed QoS, so a node never overcommits sandboxes
-                    "requests": {"memory": memory, "cpu": cpu},
-                    "limits": {"memory": memory, "cpu": cpu},
+                    "requests": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
+                    "limits": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
                 },
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -264,6 +265,8 @@ def outcome_from_pod(pod: client.V1Pod, logs: str | None, limits_memory_mb: int)
         return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(limits_memory_mb))
     if pod.status.reason == "DeadlineExceeded":
         return Outcome.failure(Status.timed_out, DEADLINE_EXCEEDED_REASON)
+    if pod.status.reason == "Evicted":  # the kubelet's word, e.g. "... ephemeral local storage usage exceeds ..."
+        return Outcome.failure(Status.error, f"the node evicted the sandbox: {pod.status.message or 'no reason given'}")
     detail = f" (exit {terminated.exit_code}, {terminated.reason})" if terminated else ""
     return Outcome.failure(Status.error, f"the sandbox ended without reporting a result{detail}")
 

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from executioner.api.deps import CurrentOwner, EventsDep
+from executioner.api.deps import CurrentOwner, EventsDep, MetricsDep
+from executioner.events import TooManyWaiters
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -62,6 +63,17 @@ async def resume_point(
     return last_event_id or "0"
 
 
+async def stream_slot(events: EventsDep, metrics: MetricsDep, owner: CurrentOwner) -> AsyncIterator[None]:
+    """One of the owner's waiting slots (EXECUTIONER_MAX_WAITERS_PER_KEY), held while the stream is open: an open
+    stream costs no thread, but it costs memory and a read of Redis per event."""
+    try:
+        async with events.waiting_slot(owner):
+            yield
+    except TooManyWaiters as exc:  # only taking the slot raises it
+        metrics.refused("waiters")
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "1"}) from exc
+
+
 @router.get(
     "/{execution_id}/events",
     response_class=EventSourceResponse,
@@ -72,7 +84,10 @@ async def resume_point(
         400: {"description": "Last-Event-ID is not an event id of this stream"},
         401: {"description": "Missing or unknown API key"},
         404: {"description": "No such execution (or it belongs to another key)"},
+        429: {"description": "The key already has EXECUTIONER_MAX_WAITERS_PER_KEY waits and streams open"},
     },
+    # Held until the stream ends ("request" scope: a dependency's exit runs after the response is sent).
+    dependencies=[Depends(stream_slot, scope="request")],
 )
 async def follow_execution(
     execution_id: str, events: EventsDep, after: Annotated[str, Depends(resume_point)]

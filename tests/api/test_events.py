@@ -131,10 +131,26 @@ async def follow_many_and_probe_health(url: str, execution_ids: list[str]) -> tu
 
 
 @pytest.mark.timeout(180)
-def test_a_hundred_streams_do_not_stall_the_api(api, stack):
+def test_a_hundred_streams_do_not_stall_the_api(tmp_path):
     code = "import time\nfor i in range(4):\n    print(i, flush=True)\n    time.sleep(1)\n"
-    execution_ids = [submit(api, code) for _ in range(4)]
-    statuses, latencies = asyncio.run(follow_many_and_probe_health(stack.url, execution_ids))
+    with private_api(tmp_path, worker=True, max_waiters_per_key=200, rate_limit_per_minute=0) as api:
+        execution_ids = [submit(api, code) for _ in range(4)]
+        statuses, latencies = asyncio.run(follow_many_and_probe_health(str(api.base_url), execution_ids))
     assert statuses == ["succeeded"] * 100
     print(f"/healthz with 100 streams open: worst {max(latencies) * 1000:.1f} ms")
     assert max(latencies) < 1.0  # health answers while every stream is open, not after
+
+
+def test_open_streams_count_against_the_keys_waiting_slots(tmp_path):
+    with private_api(tmp_path, worker=True, max_waiters_per_key=1, rate_limit_per_minute=0) as api:
+        execution_id = submit(api, "import time\ntime.sleep(3)\nprint('done')\n")
+        with api.stream("GET", f"/v1/executions/{execution_id}/events") as first:
+            assert first.status_code == 200
+            lines = first.iter_lines()
+            next(lines)  # the stream is open and holds the key's one slot
+            second = api.get(f"/v1/executions/{execution_id}/events")
+            assert second.status_code == 429 and second.headers["retry-after"] == "1"
+            for _ in lines:  # read to the end: the slot goes with the stream
+                pass
+        events = list(follow(api, execution_id))
+        assert events[-1].event == "result" and events[-1].data["stdout"] == "done\n"

@@ -165,10 +165,6 @@ class ExecutionEvents:
                 return
 
     @property
-    def following(self) -> int:
-        return sum(len(followers) for followers in self._followers.values())
-
-    @property
     def waiting(self) -> int:
         return sum(len(waiters) for waiters in self._waiters.values())
 

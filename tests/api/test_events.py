@@ -154,3 +154,36 @@ def test_open_streams_count_against_the_keys_waiting_slots(tmp_path):
                 pass
         events = list(follow(api, execution_id))
         assert events[-1].event == "result" and events[-1].data["stdout"] == "done\n"
+
+
+def test_an_execution_request_is_streamed_like_any_other(stack, store):
+    """What the operator submits for an ExecutionRequest (owner `k8s:<namespace>`, no API key) gets the same event
+    stream: the machinery does not care who submitted. No API key owns it, so the route answers 404."""
+    from executioner.admission import Admission
+    from executioner.events import ExecutionEvents
+    from executioner.queue import ExecutionQueue
+    from executioner.settings import Settings
+    from executioner.submission import Submitter
+
+    settings = Settings(_env_file=None, redis_url=stack.env["EXECUTIONER_REDIS_URL"])
+    queue = ExecutionQueue(settings)
+    try:
+        submitter = Submitter(store, queue, settings, Admission(store, settings))
+        execution = submitter.submit(owner="k8s:team-a", code=PROGRESS, limits={"timeout_seconds": 10})
+    finally:
+        queue.close()
+
+    async def follow_it() -> list:
+        events = ExecutionEvents(settings.redis_url)
+        await events.start()
+        try:
+            return [event async for event in events.follow(execution.id)]
+        finally:
+            await events.close()
+
+    events = asyncio.run(follow_it())
+    chunks = [json.loads(e.data)["data"] for e in events if e.event == "stdout"]
+    assert events[-1].event == "result"
+    assert "".join(chunks) == json.loads(events[-1].data)["stdout"] == "first line\nsecond line\n"
+    with httpx.Client(base_url=stack.url) as api:
+        assert api.get(f"/v1/executions/{execution.id}/events").status_code == 404

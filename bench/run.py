@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import math
 import os
 import shutil
 import signal
@@ -266,10 +267,12 @@ def kubernetes_latency(base_p50: float, runs: int) -> None:
         started = time.perf_counter()
         backend.run(execution, FirstByte())
         backend.cleanup(execution.id)
-        assert arrived, "no live output arrived"
-        return (arrived[0] - started) * 1000
+        return (arrived[0] - started) * 1000 if arrived else math.nan
 
     first = [first_byte_once() for _ in range(runs)]
+    if any(math.isnan(ms) for ms in first):
+        print("(g) Kubernetes first output byte   not measured: the cluster's sandbox image predates live output")
+        return
     f50, f95 = percentiles(first)
     print(
         f"(g) Kubernetes first output byte   p50 {f50:7.1f} ms  p95 {f95:7.1f} ms  ({f50 / base_p50:.1f}x; "

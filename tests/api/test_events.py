@@ -187,3 +187,25 @@ def test_an_execution_request_is_streamed_like_any_other(stack, store):
     assert "".join(chunks) == json.loads(events[-1].data)["stdout"] == "first line\nsecond line\n"
     with httpx.Client(base_url=stack.url) as api:
         assert api.get(f"/v1/executions/{execution.id}/events").status_code == 404
+
+
+def test_a_subscriber_that_never_reads_holds_up_nothing(api, stack):
+    """A client that opens the stream of a flood and then reads nothing: the program, the worker and other streams
+    carry on (the worker writes to Redis, never to a subscriber)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    code = "import sys\nfor i in range(300):\n    sys.stdout.write(f'{i:09d}\\n' * 100)\n    sys.stderr.write('e' * 100)\n"
+    flood = submit(api, code)
+    address = urlsplit(stack.url)
+    stalled = socket.create_connection((address.hostname, address.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.sendall(f"GET /v1/executions/{flood}/events HTTP/1.1\r\nHost: {address.netloc}\r\n\r\n".encode())
+        finished = api.get(f"/v1/executions/{flood}", params={"wait": 20}).json()
+        assert finished["status"] == "succeeded" and finished["stdout_truncated"] is True
+        other = submit(api, "print('not held up')")
+        events = list(follow(api, other))
+        assert events[-1].data["stdout"] == "not held up\n"
+    finally:
+        stalled.close()

@@ -195,7 +195,9 @@ def test_a_subscriber_that_never_reads_holds_up_nothing(api, stack):
     import socket
     from urllib.parse import urlsplit
 
-    code = "import sys\nfor i in range(300):\n    sys.stdout.write(f'{i:09d}\\n' * 100)\n    sys.stderr.write('e' * 100)\n"
+    code = (
+        "import sys\nfor i in range(300):\n    sys.stdout.write(f'{i:09d}\\n' * 100)\n    sys.stderr.write('e' * 100)\n"
+    )
     flood = submit(api, code)
     address = urlsplit(stack.url)
     stalled = socket.create_connection((address.hostname, address.port))

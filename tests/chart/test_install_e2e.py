@@ -185,6 +185,148 @@ def test_helm_test_passes(release):
     assert re.search(r"TEST SUITE:\s+e2e-executioner-test-hello\n.*\n.*\nPhase:\s+Succeeded", p.stdout), p.stdout
 
 
+def test_liveness_probes_pass_and_mean_something(release):
+    """No container was restarted by its probe, the worker's heartbeat file is fresh and the operator's Kopf
+    liveness endpoint answers."""
+    pods = release.harness.kubectl_json("get", "pods", kubeconfig=release.kubeconfig, namespace=release.namespace)
+    for pod in pods["items"]:
+        for status in pod["status"]["containerStatuses"]:
+            assert status["restartCount"] == 0, (pod["metadata"]["name"], status.get("lastState"))
+    age = "import os, time; print(int(time.time() - os.stat('/tmp/worker-heartbeat').st_mtime))"
+    assert int(_exec_python(release, "worker", age)) < 30
+    healthz = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=5).status)"
+    assert _exec_python(release, "operator", healthz).strip() == "200"
+
+
+def _exec_python(release, component, code, *args) -> str:
+    pod = release.kubectl(
+        "get",
+        "pods",
+        "-l",
+        f"app.kubernetes.io/instance=e2e,app.kubernetes.io/component={component}",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+        namespace=release.namespace,
+    ).stdout
+    return release.kubectl(
+        "exec", pod, "-c", component, "--", "python", "-c", code, *args, namespace=release.namespace, timeout=60
+    ).stdout
+
+
+# connects to each HOST:PORT argument from inside a component's container; prints {"HOST:PORT": "open" | error name}
+CONNECT = (
+    "import json, socket, sys\n"
+    "result = {}\n"
+    "for target in sys.argv[1:]:\n"
+    "    host, port = target.rsplit(':', 1)\n"
+    "    try:\n"
+    "        socket.create_connection((host, int(port)), timeout=3).close()\n"
+    "        result[target] = 'open'\n"
+    "    except OSError as exc:\n"
+    "        result[target] = type(exc).__name__\n"
+    "print(json.dumps(result))\n"
+)
+
+
+def _connect_from(release, component, *targets) -> dict[str, str]:
+    return json.loads(_exec_python(release, component, CONNECT, *targets))
+
+
+def _probe_pod(release, name, probe_image, expect, targets) -> dict[str, str]:
+    """A pod of the release namespace that belongs to no component, probing TCP targets (tests/cluster/testdata)."""
+    command = ["python3", "/usr/local/bin/probe.py", "--expect", expect, "--within", "20", *targets]
+    release.harness.apply(
+        release.harness.pod(name, release.harness.restricted_pod_spec(probe_image, command), labels={"role": "probe"}),
+        kubeconfig=release.kubeconfig,
+        namespace=release.namespace,
+    )
+    try:
+        release.harness.wait(
+            release.kubeconfig, release.namespace, f"pod/{name}", "jsonpath={.status.phase}=Succeeded", timeout=90
+        )
+        return json.loads(release.harness.pod_logs(release.kubeconfig, release.namespace, name))
+    finally:
+        release.kubectl("delete", "pod", name, "--wait=false", namespace=release.namespace, check=False)
+
+
+def test_network_policies_confine_each_component(release, probe_image):
+    """The paths the components need work (every test above ran executions through them, and the operator
+    reconciled an ExecutionRequest); the rest is closed: a stranger pod in the release namespace cannot reach
+    Redis, the API pod cannot reach the Kubernetes API, and the worker and operator cannot reach the API pods."""
+
+    def service(name):
+        return release.harness.kubectl_json(
+            "get", "service", name, kubeconfig=release.kubeconfig, namespace=release.namespace
+        )["spec"]["clusterIP"]
+
+    def pod_ip(component):
+        pods = release.harness.kubectl_json(
+            "get",
+            "pods",
+            "-l",
+            f"app.kubernetes.io/instance=e2e,app.kubernetes.io/component={component}",
+            kubeconfig=release.kubeconfig,
+            namespace=release.namespace,
+        )
+        return pods["items"][0]["status"]["podIP"]
+
+    redis = [f"{service(release.fullname + '-redis')}:6379", f"{pod_ip('redis')}:6379"]
+    api = [f"{service(release.fullname + '-api')}:8000", f"{pod_ip('api')}:8000"]
+    kube_api_service = release.harness.kubectl_json(
+        "get", "service", "kubernetes", kubeconfig=release.kubeconfig, namespace="default"
+    )["spec"]["clusterIP"]
+    slice_ = release.harness.kubectl_json(
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=kubernetes",
+        kubeconfig=release.kubeconfig,
+        namespace="default",
+    )["items"][0]
+    kube_api = [f"{kube_api_service}:443", f"{slice_['endpoints'][0]['addresses'][0]}:{slice_['ports'][0]['port']}"]
+
+    # a stranger: Redis is closed to it, while the API port (open to anyone) answers it, so the network works
+    stranger = _probe_pod(release, "probe-redis", probe_image, "closed", redis)
+    assert all(v != "open" for v in stranger.values()), f"a stranger pod reached Redis: {stranger}"
+    control = _probe_pod(release, "probe-api", probe_image, "open", api)
+    assert all(v == "open" for v in control.values()), f"the API port did not answer a pod: {control}"
+
+    seen = _connect_from(release, "api", *redis, *kube_api)
+    assert all(seen[t] == "open" for t in redis), f"the API cannot reach Redis: {seen}"
+    assert all(seen[t] != "open" for t in kube_api), f"the API pod reached the Kubernetes API: {seen}"
+    for component in ("worker", "operator"):
+        seen = _connect_from(release, component, *redis, *kube_api, *api)
+        assert all(seen[t] == "open" for t in redis + kube_api), f"{component} lost a path it needs: {seen}"
+        assert all(seen[t] != "open" for t in api), f"{component} reached the API pods: {seen}"
+    print(f"policy checks: stranger {stranger}, api control {control}")
+
+
+def _bytes(quantity: str) -> int:
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
+def test_every_pod_stays_within_its_disk_request(release):
+    """What each pod writes to the node's disk (its /tmp emptyDir, logs and writable layer, as the kubelet counts
+    it for eviction) after the executions above, against the ephemeral-storage request and limit the chart set."""
+    pods = release.harness.kubectl_json("get", "pods", kubeconfig=release.kubeconfig, namespace=release.namespace)
+    summaries = {}
+    for pod in pods["items"]:
+        node = pod["spec"]["nodeName"]
+        if node not in summaries:
+            raw = release.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary").stdout
+            summaries[node] = {p["podRef"]["name"]: p for p in json.loads(raw)["pods"]}
+        name = pod["metadata"]["name"]
+        if pod["metadata"]["labels"].get("role") == "probe":
+            continue
+        used = summaries[node][name]["ephemeral-storage"]["usedBytes"]
+        [container] = pod["spec"]["containers"]
+        request = _bytes(container["resources"]["requests"]["ephemeral-storage"])
+        limit = _bytes(container["resources"]["limits"]["ephemeral-storage"])
+        print(f"{name}: {used} bytes on disk (request {request}, limit {limit})")
+        assert used <= request <= limit, name
+
+
 def test_redis_keeps_its_data_on_a_bound_claim_of_the_default_class(release):
     claim_name = f"data-{release.fullname}-redis-0"
     claim = release.harness.kubectl_json(

@@ -60,8 +60,12 @@ def test_default_render_has_every_component(render, default):
             "Deployment/executioner-worker",
             "LimitRange/executioner-sandbox",
             "Namespace/executioner-sandbox",
+            "NetworkPolicy/executioner-api",
+            "NetworkPolicy/executioner-operator",
             "NetworkPolicy/executioner-redis",
             "NetworkPolicy/executioner-sandbox-deny-all",
+            "NetworkPolicy/executioner-test-hello",
+            "NetworkPolicy/executioner-worker",
             "Pod/executioner-test-hello",
             "ResourceQuota/executioner-sandbox",
             "Role/executioner-operator",
@@ -179,7 +183,7 @@ def test_every_pod_is_restricted_and_bounded(render, variant):
             assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), where
             assert not sc.get("privileged"), where
             for kind in ("requests", "limits"):
-                assert set(c["resources"][kind]) >= {"cpu", "memory"}, where
+                assert set(c["resources"][kind]) >= {"cpu", "memory", "ephemeral-storage"}, where
             # a read-only root needs somewhere to write
             assert "/tmp" in {m["mountPath"] for m in c.get("volumeMounts", [])}, where
             assert c["image"].rsplit(":", 1)[-1] != "latest" and ":" in c["image"], where
@@ -235,8 +239,9 @@ def test_api_contract(default, render):
         env["EXECUTIONER_REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@executioner-redis.executioner.svc:6379/0"
     )
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "executioner-redis"
+    # ready while Redis answers; alive while the process answers (a Redis outage restarts no API pod)
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
 
 
@@ -246,7 +251,10 @@ def test_worker_and_operator_contract(render, component):
     spec = render.find(docs, "Deployment", f"executioner-{component}")[0]["spec"]["template"]["spec"]
     container = spec["containers"][0]
     assert container["args"] == [component]
-    assert "ports" not in container
+    # nothing connects to them; the operator's only port is its liveness endpoint, for the kubelet
+    assert container.get("ports", []) == (
+        [] if component == "worker" else [{"name": "liveness", "containerPort": 8080, "protocol": "TCP"}]
+    )
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["EXECUTIONER_BACKEND"] == "kubernetes"
     assert env["EXECUTIONER_SANDBOX_NAMESPACE"] == "sbx"
@@ -797,3 +805,193 @@ def test_the_chart_states_the_kubernetes_versions_it_installs_on(render):
     refused = render.run("--kube-version", "1.28.0", check=False)
     assert refused.returncode != 0
     assert "chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.28.0" in refused.stderr
+
+
+def _policy(docs, name) -> dict:
+    [policy] = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], name
+    return policy["spec"]
+
+
+REDIS_PEER = {
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/name": "executioner",
+            "app.kubernetes.io/instance": "executioner",
+            "app.kubernetes.io/component": "redis",
+        }
+    }
+}
+DNS_RULE = {
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+}
+KUBE_API_RULE = {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+
+
+def test_each_component_may_talk_only_to_what_it_needs(default):
+    api = _policy(default, "executioner-api")
+    assert api["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    assert api["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]  # from anywhere, on its port only
+    assert api["egress"] == [{"to": [REDIS_PEER], "ports": [{"port": 6379, "protocol": "TCP"}]}, DNS_RULE]
+    for component in ("worker", "operator"):
+        spec = _policy(default, f"executioner-{component}")
+        assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == component
+        assert spec["ingress"] == []  # nothing connects to them
+        assert spec["egress"] == [
+            {"to": [REDIS_PEER], "ports": [{"port": 6379, "protocol": "TCP"}]},
+            KUBE_API_RULE,
+            DNS_RULE,
+        ]
+    test = _policy(default, "executioner-test-hello")
+    assert test["ingress"] == [] and test["egress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
+
+
+def test_network_policies_follow_the_values(render):
+    docs = render(
+        values={
+            "clusterDNS": False,
+            "api": {"port": 8080},
+            "networkPolicy": {
+                "kubernetesApi": {"ports": [6443], "cidrs": ["192.0.2.2/32"]},
+                "apiFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}],
+            },
+        }
+    )
+    api = _policy(docs, "executioner-api")
+    assert api["ingress"] == [
+        {
+            "ports": [{"port": 8080, "protocol": "TCP"}],
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}],
+        }
+    ]
+    assert all(53 not in {p["port"] for p in rule["ports"]} for rule in api["egress"])  # no DNS without one
+    worker = _policy(docs, "executioner-worker")
+    assert worker["egress"][1] == {
+        "ports": [{"port": 6443, "protocol": "TCP"}],
+        "to": [{"ipBlock": {"cidr": "192.0.2.2/32"}}],
+    }
+    external = render(values={"redis": {"enabled": False, "externalUrl": "rediss://:pw@redis.example:6380/0"}})
+    assert _policy(external, "executioner-api")["egress"][0] == {"ports": [{"port": 6380, "protocol": "TCP"}]}
+    plain = render(values={"redis": {"enabled": False, "externalUrl": "redis://:pw@redis.example/0"}})
+    assert _policy(plain, "executioner-worker")["egress"][0] == {"ports": [{"port": 6379, "protocol": "TCP"}]}
+    off = render(values={"networkPolicy": {"enabled": False}, "operator": {"enabled": False}})
+    assert {d["metadata"]["name"] for d in render.find(off, "NetworkPolicy")} == {
+        "executioner-redis",
+        "executioner-sandbox-deny-all",
+    }
+    no_operator = render(values={"operator": {"enabled": False}})
+    assert not render.find(no_operator, "NetworkPolicy", "executioner-operator")
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"networkPolicy": {"kubernetesApi": {"ports": [], "cidrs": []}}}, "/networkPolicy/kubernetesApi/ports"),
+        (
+            {"networkPolicy": {"kubernetesApi": {"ports": [443], "cidrs": ["10.0.0.1"]}}},
+            "/networkPolicy/kubernetesApi/cidrs/0",
+        ),
+        ({"networkPolicy": {"apiFrom": [{"pods": {}}]}}, "/networkPolicy/apiFrom/0"),
+        (
+            {"worker": {"resources": {"limits": {"ephemeral-storage": "lots"}}}},
+            "/worker/resources/limits/ephemeral-storage",
+        ),
+        ({"redis": {"resources": {"requests": {"ephemeral-storage": None}}}}, "ephemeral-storage"),
+        ({"sandbox": {"ephemeralStorageMb": 0}}, "/sandbox/ephemeralStorageMb"),
+        ({"api": {"autoscaling": {"enabled": True, "minReplicas": 0}}}, "/api/autoscaling/minReplicas"),
+    ],
+)
+def test_schema_rejects_bad_policy_storage_and_autoscaling_values(render, values, message):
+    p = render.run(values=values, check=False)
+    assert p.returncode != 0 and message in p.stderr, p.stderr
+
+
+def test_worker_and_operator_probes_mean_something(default, render):
+    worker = render.find(default, "Deployment", "executioner-worker")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    # the probe checks the age of the file the worker's consumer loop touches
+    assert env["EXECUTIONER_WORKER_HEARTBEAT_FILE"] == "/tmp/worker-heartbeat"
+    command = worker["livenessProbe"]["exec"]["command"]
+    assert command[:2] == ["sh", "-c"] and "/tmp/worker-heartbeat" in command[2] and "-lt 60" in command[2]
+    operator = render.find(default, "Deployment", "executioner-operator")[0]["spec"]["template"]["spec"]["containers"][
+        0
+    ]
+    env = {e["name"]: e.get("value") for e in operator["env"]}
+    assert env["EXECUTIONER_OPERATOR_LIVENESS_ENDPOINT"] == "http://0.0.0.0:8080/healthz"
+    assert operator["ports"] == [{"name": "liveness", "containerPort": 8080, "protocol": "TCP"}]
+    assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    none = render(values={"worker": {"livenessProbe": None}})  # null drops Helm's default (an empty map would merge)
+    assert (
+        "livenessProbe"
+        not in render.find(none, "Deployment", "executioner-worker")[0]["spec"]["template"]["spec"]["containers"][0]
+    )
+
+
+def test_sandbox_storage_bound_reaches_the_worker_and_operator(render):
+    docs = render(values={"sandbox": {"ephemeralStorageMb": 48}})
+    for component in ("worker", "operator"):
+        container = render.find(docs, "Deployment", f"executioner-{component}")[0]["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+        assert {e["name"]: e.get("value") for e in container["env"]}["EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB"] == "48"
+
+
+def test_one_replica_gets_no_disruption_budget_or_spreading(default):
+    assert not [d for d in default if d["kind"] in ("PodDisruptionBudget", "HorizontalPodAutoscaler")]
+    for d in default:
+        if d["kind"] == "Deployment":
+            assert "topologySpreadConstraints" not in d["spec"]["template"]["spec"], d["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    "values, scaled",
+    [
+        ({"api": {"replicas": 3}}, {"api"}),
+        ({"worker": {"replicas": 2}}, {"worker"}),
+        (
+            {"api": {"autoscaling": {"enabled": True}}, "worker": {"autoscaling": {"keda": {"enabled": True}}}},
+            {"api", "worker"},
+        ),
+    ],
+)
+def test_several_replicas_get_a_disruption_budget_and_spread_across_nodes(render, values, scaled):
+    docs = render(values=values)
+    budgets = {d["metadata"]["name"]: d["spec"] for d in render.find(docs, "PodDisruptionBudget")}
+    assert set(budgets) == {f"executioner-{c}" for c in scaled}
+    for component in scaled:
+        budget = budgets[f"executioner-{component}"]
+        assert budget["maxUnavailable"] == 1
+        assert budget["selector"]["matchLabels"]["app.kubernetes.io/component"] == component
+        spec = render.find(docs, "Deployment", f"executioner-{component}")[0]["spec"]["template"]["spec"]
+        [spread] = spec["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+        # a single-node cluster still runs every pod
+        assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert spread["labelSelector"]["matchLabels"] == budget["selector"]["matchLabels"]
+
+
+def test_api_autoscaler_is_off_by_default_and_owns_the_replicas_when_on(render, default):
+    assert render.find(default, "Deployment", "executioner-api")[0]["spec"]["replicas"] == 1
+    docs = render(
+        values={
+            "api": {
+                "autoscaling": {
+                    "enabled": True,
+                    "minReplicas": 3,
+                    "maxReplicas": 9,
+                    "targetCPUUtilizationPercentage": 60,
+                }
+            }
+        }
+    )
+    [hpa] = render.find(docs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2" and hpa["metadata"]["name"] == "executioner-api"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "executioner-api"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
+    assert hpa["spec"]["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}
+    ]
+    assert "replicas" not in render.find(docs, "Deployment", "executioner-api")[0]["spec"]
+    p = render.run(values={"api": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, check=False)
+    assert p.returncode != 0 and "api.autoscaling.minReplicas must not exceed maxReplicas" in p.stderr, p.stderr

@@ -134,6 +134,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 - name: EXECUTIONER_WORKER_CONCURRENCY
   value: {{ .Values.worker.concurrency | quote }}
+- name: EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB
+  value: {{ .Values.sandbox.ephemeralStorageMb | quote }}
 {{- end }}
 
 {{/* Pod-level settings every application pod shares. */}}
@@ -254,6 +256,11 @@ imagePullSecrets:
 {{- fail "worker.autoscaling.keda.minReplicas must not exceed maxReplicas" }}
 {{- end }}
 {{- end }}
+{{- with .Values.api.autoscaling }}
+{{- if and .enabled (gt (int .minReplicas) (int .maxReplicas)) }}
+{{- fail "api.autoscaling.minReplicas must not exceed maxReplicas" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* checksum/secrets of a component's pods: the Secrets the chart renders (secret.yaml) and the live data of every
@@ -282,4 +289,40 @@ password changed rolls the pods. Argument: (list $ "<component>"). */}}
 {{- end }}
 {{- end }}
 {{- toJson (dict "rendered" $rendered "existing" $live) | sha256sum }}
+{{- end }}
+
+{{/* With more than one pod of a component (replicas, or an autoscaler that may add them), spread its pods across
+nodes where it can (ScheduleAnyway: a single-node cluster still runs them all). Argument: (list $ "<component>"). */}}
+{{- define "executioner.scalesOut" -}}
+{{- $root := index . 0 }}{{ $component := index . 1 -}}
+{{- if eq $component "api" -}}
+{{- if or (gt (int $root.Values.api.replicas) 1) $root.Values.api.autoscaling.enabled }}true{{ end -}}
+{{- else -}}
+{{- if or (gt (int $root.Values.worker.replicas) 1) $root.Values.worker.autoscaling.keda.enabled }}true{{ end -}}
+{{- end -}}
+{{- end }}
+
+{{- define "executioner.topologySpread" -}}
+{{- if include "executioner.scalesOut" . }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "executioner.selectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end }}
+
+{{/* The egress rule to the cluster's DNS (only where it has one: clusterDNS). */}}
+{{- define "executioner.dnsEgress" -}}
+{{- if .Values.clusterDNS }}
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+  {{- with .Values.networkPolicy.dnsTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- end }}

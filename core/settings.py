@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from executioner.models import Limits
 
 
+# What one byte of allowed output can take in a sandbox's container log at most: two streams, each forwarded as
+# base64 chunks (4/3) and again in the JSON result (6 for a control character), rounded up.
+SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE = 16
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXECUTIONER_", extra="ignore")
 
@@ -150,6 +155,14 @@ class Settings(BaseSettings):
             raise ValueError("EXECUTIONER_DEFAULT_MEMORY_MB must lie between the min and max memory")
         if self.default_timeout_seconds > self.max_timeout_seconds:
             raise ValueError("EXECUTIONER_DEFAULT_TIMEOUT_SECONDS exceeds EXECUTIONER_MAX_TIMEOUT_SECONDS")
+        # A sandbox's log holds both streams twice (live chunks in base64, the result JSON-escaped: up to 6 bytes
+        # a byte): a storage bound below that would evict sandboxes for output the limits allow.
+        log_bytes = SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE * self.output_limit_bytes
+        if self.backend == "kubernetes" and self.sandbox_ephemeral_storage_mb * 1024 * 1024 < log_bytes:
+            raise ValueError(
+                "EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB is too small for EXECUTIONER_OUTPUT_LIMIT_BYTES: a sandbox's "
+                f"log may hold {SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE} times the output limit"
+            )
         return self
 
     # Deadlines, written once. The runner stops the program at its timeout; these are the worker's backstops.

@@ -319,3 +319,10 @@ def test_a_vanished_job_is_a_timeout_only_when_its_deadline_passed():
     assert outcome_of_vanished_job(deadline).status is Status.timed_out
     assert outcome_of_vanished_job(client.V1Job(status=client.V1JobStatus())).status is Status.error
     assert "deleted" in (outcome_of_vanished_job(None).error or "")
+
+
+def test_the_sandbox_storage_bound_leaves_room_for_the_output_the_limits_allow():
+    assert Settings(backend="kubernetes", output_limit_bytes=2 << 20, sandbox_ephemeral_storage_mb=32)  # 16 x 2 MiB
+    with pytest.raises(ValueError, match="EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB is too small"):
+        Settings(backend="kubernetes", output_limit_bytes=4 << 20, sandbox_ephemeral_storage_mb=32)
+    assert Settings(backend="local", output_limit_bytes=4 << 20)  # no sandbox pods, no bound to respect

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     min_memory_mb: int = Field(32, ge=16)
     max_memory_mb: int = Field(512, ge=16)
     max_wait_seconds: float = Field(30.0, ge=0)
-    # Requests one key may have waiting (`?wait`) at once; waiting costs no thread, but each costs memory.
+    # Requests one key may have waiting (`?wait`) or streaming (events) at once; neither costs a thread, each memory.
     max_waiters_per_key: int = Field(100, ge=0)
 
     # Sandbox limits applied to every execution.

@@ -506,10 +506,12 @@ class KubernetesBackend:
                             resource_version = None
                             break
                         raise ApiException(status=status.get("code"), reason=status.get("message"))
+                    if event["type"] == "BOOKMARK":  # the client leaves a bookmark's object undeserialised (a dict)
+                        resource_version = event["raw_object"]["metadata"]["resourceVersion"]
+                        continue
                     pod = event["object"]
                     resource_version = pod.metadata.resource_version
-                    if event["type"] != "BOOKMARK":
-                        yield event["type"], pod
+                    yield event["type"], pod
             except ApiException as exc:
                 if exc.status != 410:
                     raise

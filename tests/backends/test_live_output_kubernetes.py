@@ -3,6 +3,7 @@ program that then sleeps reaches an SSE client and the CLI before the program en
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,29 @@ def test_a_flood_is_capped_and_flagged(kubernetes_stack):
         assert result["stdout_truncated"] is True
         assert joined(events, "stdout") == result["stdout"] and len(result["stdout"]) == 64 * 1024
         assert [e for e in events if e.event == "stdout"][-1].data.get("truncated") is True
+
+
+@pytest.mark.browser
+def test_the_browser_shows_the_first_line_while_the_pod_still_runs(kubernetes_stack, tmp_path):
+    """The web UI served by the Kubernetes stack's API, in headless Chromium (as tests/ui does for local)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = os.environ.get("EXECUTIONER_CHROMIUM", "/usr/bin/chromium")
+    with playwright.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(kubernetes_stack.url + "/")
+            page.get_by_label("Timeout (s)", exact=True).fill("10")
+            page.get_by_role("textbox", name="Code", exact=True).fill(PROGRESS)
+            page.get_by_role("button", name="Run", exact=True).click()
+            stdout = page.get_by_role("region", name="stdout", exact=True)
+            status = page.get_by_role("status", name="Status", exact=True)
+            playwright.expect(stdout).to_have_text("first line\n")
+            playwright.expect(status).to_have_text("running")  # the pod still runs when the line is on the page
+            playwright.expect(status).to_have_text("succeeded")
+            playwright.expect(stdout).to_have_text("first line\nsecond line\n")
+        finally:
+            context.close()

@@ -21,8 +21,9 @@ from executioner.live_output import LiveOutput
 from executioner.store import ExecutionStore
 
 log = logging.getLogger(__name__)
-# Pieces of output are sent at most this often (the first at once): a flood becomes a few large entries.
+# Pieces of output are sent at most this often (the first after GATHER_SECONDS): a flood becomes a few large entries.
 FLUSH_SECONDS = 0.05
+GATHER_SECONDS = 0.005
 # Entries an event stream keeps at most (~); coalescing keeps a run far below it (60 s / 50 ms per stream).
 STREAM_MAXLEN = 10_000
 RETRY_SECONDS = 0.5
@@ -76,6 +77,10 @@ class RedisOutput(LiveOutput):
             with self._lock:
                 while not self._pending and not self._closing:
                     self._wake.wait()
+                gather = not self._closing
+            if gather:  # print() writes its text and its newline apart: let them travel as one entry
+                time.sleep(GATHER_SECONDS)
+            with self._lock:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []

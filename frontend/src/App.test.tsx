@@ -192,6 +192,24 @@ describe('App', () => {
     expect(region('stdout').textContent).toBe('once\ntwice\n')
   })
 
+  it('closes the event stream once the run is cancelled', async () => {
+    let signal: AbortSignal | undefined
+    const client = fakeClient({
+      createExecution: vi.fn(async () => doc({ id: 'quiet', status: 'running' })),
+      followExecution: vi.fn<ApiClient['followExecution']>(async (_id, onEvent, options) => {
+        signal = options?.signal
+        onEvent({ event: 'status', id: '1-0', status: 'running' })
+        await new Promise((_, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted'))))
+      }),
+      cancelExecution: vi.fn(async () => doc({ id: 'quiet', status: 'cancelled', error: 'cancelled by request' })),
+    })
+    render(<App client={client} retryMs={5} />)
+    fireEvent.click(runButton())
+    fireEvent.click(await screen.findByRole('button', { name: 'Cancel' }))
+    await waitFor(() => expect(status()).toHaveTextContent(/^cancelled$/))
+    expect(signal?.aborted).toBe(true) // a quiet program's stream does not stay open after the page is done with it
+  })
+
   it('loads more history from the next cursor', async () => {
     const client = fakeClient({
       listExecutions: vi.fn(async (_limit?: number, cursor?: string | null) =>

@@ -61,7 +61,15 @@ export function useExecution(
   const token = useRef(0)
   const onFinishedRef = useLatest(onFinished)
 
-  useEffect(() => () => void (token.current += 1), [])
+  // The open event stream, closed as soon as its run is no longer the page's (each holds one of the key's slots).
+  const stream = useRef<AbortController | null>(null)
+  const nextToken = useCallback(() => {
+    stream.current?.abort()
+    stream.current = null
+    return ++token.current
+  }, [])
+
+  useEffect(() => () => void nextToken(), [nextToken])
 
   useEffect(() => {
     if (phase === 'idle') return
@@ -82,6 +90,7 @@ export function useExecution(
       let lastEventId: string | null = null
       let failures = 0
       const controller = new AbortController()
+      stream.current = controller
       const stale = () => token.current !== mine
       for (;;) {
         if (stale()) return controller.abort()
@@ -122,7 +131,7 @@ export function useExecution(
 
   const run = useCallback(
     async (body: ExecutionCreate) => {
-      const mine = ++token.current
+      const mine = nextToken()
       setPhase('submitting')
       setProblem(null)
       setExecution(null)
@@ -145,7 +154,7 @@ export function useExecution(
         return null
       }
     },
-    [client, watch],
+    [client, watch, nextToken],
   )
 
   const cancel = useCallback(async () => {
@@ -160,7 +169,7 @@ export function useExecution(
         setExecution(cancelled) // cancellation still in progress: the poll loop carries on
         return
       }
-      token.current += 1 // stop the poll loop; we already hold the final document
+      nextToken() // stop following; we already hold the final document
       setExecution(cancelled)
       setProblem(null)
       setNow(Date.now())
@@ -173,11 +182,11 @@ export function useExecution(
     } finally {
       setCancelling(false)
     }
-  }, [client, execution, onFinishedRef])
+  }, [client, execution, onFinishedRef, nextToken])
 
   const open = useCallback(
     (doc: Execution) => {
-      const mine = ++token.current
+      const mine = nextToken()
       setProblem(null)
       setExecution(doc)
       const created = Date.parse(doc.created_at)
@@ -190,7 +199,7 @@ export function useExecution(
         void watch(doc, mine)
       }
     },
-    [watch],
+    [watch, nextToken],
   )
 
   const active = phase !== 'idle'

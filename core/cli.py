@@ -478,6 +478,16 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return run_operator(log_level=args.log_level)
 
 
+def cmd_release_executionrequests(_args: argparse.Namespace) -> int:
+    """The chart's post-delete hook: no ExecutionRequest keeps a finalizer nobody will remove."""
+    from executioner.kube import kubernetes_api_client
+    from executioner.operator.release import release_all
+
+    released = release_all(kubernetes_api_client())
+    print(f"released {len(released)} ExecutionRequests" + "".join(f"\n  {name}" for name in released))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="executioner", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -516,6 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name, help=text)
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.set_defaults(handler=handler)
+
+    release = commands.add_parser(
+        "release-executionrequests",
+        help="after uninstalling: remove the operator's finalizer from every ExecutionRequest (unfinished ones end Error)",
+    )
+    release.set_defaults(handler=cmd_release_executionrequests)
 
     args = parser.parse_args(argv)
     status: int = args.handler(args)

@@ -23,6 +23,7 @@ from executioner.admission import Admission
 from executioner.kube import kubernetes_api_client
 from executioner.models import Execution, Status
 from executioner.operator.cleanup import sweep
+from executioner.operator.resource import FINALIZER, GROUP, PLURAL, VERSION
 from executioner.operator.status import (
     ADMITTED,
     FINAL_PHASES,
@@ -38,8 +39,6 @@ from executioner.store import ExecutionStore
 from executioner.submission import EnqueueFailed, InvalidSubmission, Refused, Submitter
 from executioner.worker.backends.kubernetes import KubernetesBackend
 
-GROUP, VERSION, PLURAL = "executioner.dev", "v1alpha1", "executionrequests"
-FINALIZER = "executioner.dev/cancel-execution"
 MIRROR_WAIT_SECONDS = 2.0
 NOT_ITS_EXECUTION = {
     "phase": "Error",

@@ -545,8 +545,32 @@ def test_upgrade_that_would_change_the_claim_template_stops_with_advice(release)
 
 
 def test_uninstall_leaves_only_the_crd(release):
+    # One request still running at uninstall, one finished: neither may keep a finalizer nobody would remove.
+    running = f"running-{uuid.uuid4().hex[:6]}"
+    release.harness.apply(
+        {
+            "apiVersion": "executioner.dev/v1alpha1",
+            "kind": "ExecutionRequest",
+            "metadata": {"name": running},
+            "spec": {"code": "import time\ntime.sleep(50)", "limits": {"timeoutSeconds": 60}},
+        },
+        kubeconfig=release.kubeconfig,
+        namespace=release.namespace,
+    )
+    release.harness.wait(
+        release.kubeconfig, release.namespace, f"executionrequest/{running}", "jsonpath={.status.phase}=Running", 120
+    )
     release.helm_run("uninstall", release.name, "--wait")
     release.installed = False
+    requests = release.harness.kubectl_json("get", "exr", kubeconfig=release.kubeconfig, namespace=release.namespace)
+    assert {r["metadata"]["name"] for r in requests["items"]} >= {running}
+    for request in requests["items"]:
+        assert not request["metadata"].get("finalizers"), request["metadata"]
+    status = next(r for r in requests["items"] if r["metadata"]["name"] == running)["status"]
+    assert status["phase"] == "Error"
+    assert status["error"] == "the executioner release was uninstalled before this request finished"
+    deleted = release.kubectl("delete", "exr", "--all", "--timeout=30s", namespace=release.namespace, check=False)
+    assert deleted.returncode == 0, deleted.stderr
     kinds = "deployments,statefulsets,services,secrets,serviceaccounts,networkpolicies,roles,rolebindings,pods"
     deadline = time.monotonic() + 150  # pods terminate within their grace period (the worker's is 90 s)
     while left := release.kubectl(

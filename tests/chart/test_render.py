@@ -35,6 +35,10 @@ VARIANTS = {
 }
 
 
+def is_hook(doc: dict) -> bool:
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
+
+
 @pytest.fixture(scope="module")
 def default(render):
     return render()
@@ -81,6 +85,11 @@ def test_default_render_has_every_component(render, default):
             "ServiceAccount/executioner-redis",
             "ServiceAccount/executioner-sandbox",
             "ServiceAccount/executioner-worker",
+            # the post-delete hook that lets ExecutionRequests go after an uninstall
+            "ServiceAccount/executioner-uninstall",
+            "ClusterRole/executioner-uninstall",
+            "ClusterRoleBinding/executioner-uninstall",
+            "Job/executioner-uninstall",
             "StatefulSet/executioner-redis",
         ]
     )
@@ -562,7 +571,7 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("", "namespaces"): {"list", "watch"},
     }
-    [binding] = render.find(default, "ClusterRoleBinding")
+    [binding] = [b for b in render.find(default, "ClusterRoleBinding") if not is_hook(b)]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "executioner-operator", "namespace": "executioner"}
     ]
@@ -586,6 +595,7 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         "executioner-worker": True,
         "executioner-operator": True,
         "executioner-redis": False,
+        "executioner-uninstall": False,  # its Job's pod asks for the token itself
     }
     without = render(values={"operator": {"enabled": False}})
     assert not render.find(without, "ClusterRole", "executioner-executioner-operator")
@@ -762,7 +772,9 @@ def test_executionrequest_access_is_aggregated_into_the_default_roles(render, de
             "executionrequests/status",
         }
     off = render(values={"rbac": {"aggregateToDefaultRoles": False}})
-    assert [d["metadata"]["name"] for d in render.find(off, "ClusterRole")] == ["executioner-executioner-operator"]
+    assert [d["metadata"]["name"] for d in render.find(off, "ClusterRole") if not is_hook(d)] == [
+        "executioner-executioner-operator"
+    ]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -995,3 +1007,19 @@ def test_api_autoscaler_is_off_by_default_and_owns_the_replicas_when_on(render, 
     assert "replicas" not in render.find(docs, "Deployment", "executioner-api")[0]["spec"]
     p = render.run(values={"api": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}}, check=False)
     assert p.returncode != 0 and "api.autoscaling.minReplicas must not exceed maxReplicas" in p.stderr, p.stderr
+
+
+def test_uninstall_lets_executionrequests_go_with_least_privilege(render, default):
+    """A post-delete hook: the operator, its account and its role are gone by then, so the hook has its own."""
+    hooks = [d for d in default if is_hook(d)]
+    assert {d["metadata"]["annotations"]["helm.sh/hook"] for d in hooks if d["kind"] != "Pod"} == {"post-delete"}
+    [role] = [d for d in hooks if d["kind"] == "ClusterRole"]
+    assert _rules(role) == {
+        ("executioner.dev", "executionrequests"): {"list", "patch"},
+        ("executioner.dev", "executionrequests/status"): {"patch"},
+    }
+    [job] = [d for d in hooks if d["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"] == ["release-executionrequests"]
+    assert pod["serviceAccountName"] == role["metadata"]["name"]
+    assert not [d for d in render(values={"operator": {"enabled": False}}) if d["kind"] == "Job" and is_hook(d)]

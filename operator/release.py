@@ -1,0 +1,39 @@
+"""After `helm uninstall` (a post-delete hook): let go of every ExecutionRequest, so none waits on an operator that
+is gone. The operator's finalizer comes off each one, and one still unfinished ends `Error` with the reason (its
+workers and store went with the release)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubernetes import client
+
+from executioner.operator.resource import FINALIZER, GROUP, PLURAL, VERSION
+from executioner.operator.status import FINAL_PHASES
+
+log = logging.getLogger(__name__)
+UNINSTALLED = "the executioner release was uninstalled before this request finished"
+
+
+def release_all(api_client: client.ApiClient) -> list[str]:
+    """Remove the finalizer from every ExecutionRequest in the cluster; returns "<namespace>/<name>" of each."""
+    objects = client.CustomObjectsApi(api_client)
+    released = []
+    for item in objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]:
+        meta: dict[str, Any] = item["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        if item.get("status", {}).get("phase") not in FINAL_PHASES:
+            status = {"phase": "Error", "error": UNINSTALLED}
+            objects.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER in finalizers:
+            # a JSON patch that first tests the list, so a concurrent change makes it fail rather than be lost
+            patch = [
+                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                {"op": "replace", "path": "/metadata/finalizers", "value": [f for f in finalizers if f != FINALIZER]},
+            ]
+            objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
+        released.append(f"{namespace}/{name}")
+        log.info("released ExecutionRequest %s/%s", namespace, name)
+    return released

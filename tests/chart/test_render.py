@@ -1023,3 +1023,22 @@ def test_uninstall_lets_executionrequests_go_with_least_privilege(render, defaul
     assert pod["containers"][0]["args"] == ["release-executionrequests"]
     assert pod["serviceAccountName"] == role["metadata"]["name"]
     assert not [d for d in render(values={"operator": {"enabled": False}}) if d["kind"] == "Job" and is_hook(d)]
+
+
+def test_each_release_gets_its_own_sandbox_namespace(render):
+    def sandbox_namespace(docs):
+        [namespace] = render.find(docs, "Namespace")
+        [worker] = render.find(
+            docs, "Deployment", next(d["metadata"]["name"] for d in docs if d["metadata"]["name"].endswith("-worker"))
+        )
+        env = {e["name"]: e.get("value") for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["EXECUTIONER_SANDBOX_NAMESPACE"] == namespace["metadata"]["name"]
+        assert {
+            d["metadata"]["namespace"] for d in render.find(docs, "NetworkPolicy") if "sandbox" in d["metadata"]["name"]
+        } <= {namespace["metadata"]["name"]}
+        return namespace["metadata"]["name"]
+
+    assert sandbox_namespace(render()) == "executioner-sandbox"
+    assert sandbox_namespace(render(release="team-a", namespace="team-a")) == "team-a-executioner-sandbox"
+    assert sandbox_namespace(render(release="team-b", namespace="team-a")) == "team-b-executioner-sandbox"
+    assert sandbox_namespace(render(values={"sandbox": {"namespace": "chosen"}})) == "chosen"

@@ -101,6 +101,12 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end }}
 
+{{/* The sandbox namespace: `sandbox.namespace`, else "<fullname>-sandbox" (executioner-sandbox for a release named
+executioner), so two releases never share one. */}}
+{{- define "executioner.sandboxNamespace" -}}
+{{- .Values.sandbox.namespace | default (printf "%s-sandbox" (include "executioner.fullname" .)) | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
 {{/* The bounds of every execution (api, worker, operator; the CRD's schema is rendered from the same values). */}}
 {{- define "executioner.executionsEnv" -}}
 {{- $x := .Values.executions }}
@@ -125,7 +131,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 - name: EXECUTIONER_BACKEND
   value: kubernetes
 - name: EXECUTIONER_SANDBOX_NAMESPACE
-  value: {{ .Values.sandbox.namespace | quote }}
+  value: {{ include "executioner.sandboxNamespace" . | quote }}
 - name: EXECUTIONER_SANDBOX_IMAGE
   value: {{ include "executioner.sandboxImage" . | quote }}
 {{- with .Values.sandbox.runtimeClassName }}
@@ -207,7 +213,7 @@ imagePullSecrets:
 {{- if and (not .Values.redis.enabled) (not .Values.redis.externalUrl) }}
 {{- fail "redis.enabled is false: set redis.externalUrl to the Redis the components should use" }}
 {{- end }}
-{{- if eq .Values.sandbox.namespace .Release.Namespace }}
+{{- if eq (include "executioner.sandboxNamespace" .) .Release.Namespace }}
 {{- fail "sandbox.namespace must differ from the release namespace: sandbox pods get a deny-all network and Pod Security \"restricted\" there" }}
 {{- end }}
 {{- $x := .Values.executions }}

@@ -28,11 +28,9 @@ def release_all(api_client: client.ApiClient) -> list[str]:
             objects.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
         finalizers = meta.get("finalizers") or []
         if FINALIZER in finalizers:
-            # a JSON patch that first tests the list, so a concurrent change makes it fail rather than be lost
-            patch = [
-                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
-                {"op": "replace", "path": "/metadata/finalizers", "value": [f for f in finalizers if f != FINALIZER]},
-            ]
+            # the resourceVersion makes the patch conditional: a concurrent change fails it rather than being lost
+            kept = [f for f in finalizers if f != FINALIZER]
+            patch = {"metadata": {"finalizers": kept, "resourceVersion": meta["resourceVersion"]}}
             objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
         released.append(f"{namespace}/{name}")
         log.info("released ExecutionRequest %s/%s", namespace, name)

@@ -21,12 +21,14 @@ PY=${PYTHON:-python3}
 UV_VERSION=$(sed -n 's/^UV_VERSION := *//p' "$ROOT/Makefile")
 UV=$HOME/.cache/executioner/uv-$UV_VERSION/bin/uv
 [ -x "$UV" ] || make -C "$ROOT" -s --no-print-directory "$UV" >&2
-# the image's architecture is this machine's; manylinux tags name it x86_64 or aarch64 (`uname -m` says arm64 on
-# some systems, and aarch64 wheels exist only from manylinux2014 / manylinux_2_17 on)
-case "$(uname -m)" in
+# the image's architecture: this machine's unless WHEEL_ARCH names another (hack/images.sh, one per platform);
+# manylinux tags name it x86_64 or aarch64 (`uname -m` says arm64 on some systems, and aarch64 wheels exist only
+# from manylinux2014 / manylinux_2_17 on)
+machine=${WHEEL_ARCH:-$(uname -m)}
+case "$machine" in
   x86_64 | amd64) arch=x86_64; legacy=(--platform "manylinux_2_5_x86_64" --platform "manylinux1_x86_64") ;;
   aarch64 | arm64) arch=aarch64; legacy=() ;;
-  *) echo "build-wheels: no manylinux wheels for $(uname -m) (x86_64 and aarch64 only)" >&2; exit 1 ;;
+  *) echo "build-wheels: no manylinux wheels for $machine (x86_64 and aarch64 only)" >&2; exit 1 ;;
 esac
 tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
 rm -rf "$OUT" && mkdir -p "$OUT"

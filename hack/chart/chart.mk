@@ -5,20 +5,34 @@ CHART_RELEASE ?= executioner
 CHART_NAMESPACE ?= executioner
 # extra `helm upgrade --install` arguments, e.g. CHART_ARGS="--set worker.replicas=2"
 CHART_ARGS ?=
-# values for the local test cluster (no DNS, no registry); set CHART_LOCAL_VALUES= for other clusters
+# Images from a registry (`make images REGISTRY=... TAG=...` pushed them): `make chart-install REGISTRY=... TAG=...`
+# installs on any cluster. Without REGISTRY it targets this repository's own test cluster, with its specifics: the
+# values in hack/chart/values-local.yaml (no cluster DNS, no registry) and images built and loaded into its containerd.
+REGISTRY ?=
+TAG ?= $(CHART_VERSION_APP)
+ifneq ($(REGISTRY),)
+CHART_LOCAL_VALUES ?=
+CHART_BUILD_IMAGES ?= 0
+CHART_IMAGE_ARGS = --set image.repository=$(REGISTRY)/executioner/app --set image.tag=$(TAG) \
+  --set sandboxImage.repository=$(REGISTRY)/executioner/sandbox --set sandboxImage.tag=$(TAG)
+else
 CHART_LOCAL_VALUES ?= hack/chart/values-local.yaml
-# set CHART_BUILD_IMAGES=0 when the cluster pulls the images from a registry
 CHART_BUILD_IMAGES ?= 1
+CHART_IMAGE_ARGS =
+endif
 APP_IMAGE_REF ?= executioner/app:$(CHART_VERSION_APP)
 SANDBOX_IMAGE_REF ?= executioner/sandbox:$(CHART_VERSION_APP)
 REDIS_IMAGE_REF ?= executioner/redis:7.0-local
 # the values arguments both the adoption step and helm get
-CHART_VALUES_ARGS = $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_ARGS)
+CHART_VALUES_ARGS = $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_IMAGE_ARGS) $(CHART_ARGS)
 CHART_KUBECONFIG = $(or $(KUBECONFIG),$(wildcard /var/lib/executioner-cluster/kubeconfig))
 HELM_BIN = $(shell hack/chart/helm.sh)
 KUBECTL_BIN = $(or $(wildcard $(HOME)/.cache/executioner/kubernetes-$(shell sed -n 's/^KUBE_VERSION=\([^ ]*\).*/\1/p' hack/cluster/versions.env)/bin/kubectl),kubectl)
 
-.PHONY: app-image sandbox-image redis-image chart-images chart-lint chart-manifests chart-install chart-test chart-uninstall
+.PHONY: images app-image sandbox-image redis-image chart-images chart-lint chart-manifests chart-install chart-test chart-uninstall
+
+images: frontend/dist/index.html  ## build the app and sandbox images and push them (REGISTRY=registry.example.com/team TAG=0.1.0); without REGISTRY, load them into the local cluster
+	@if [ -n "$(REGISTRY)" ]; then hack/images.sh $(REGISTRY) $(TAG); else $(MAKE) --no-print-directory cluster-images; fi
 
 app-image: frontend/dist/index.html  ## build the application image (wheels + web UI) and load it into the local cluster
 	hack/chart/image.sh app $(APP_IMAGE_REF)

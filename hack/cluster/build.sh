@@ -2,7 +2,7 @@
 # Build (once) and cache the pinned cluster binaries from the Go module proxy.
 #
 #   hack/cluster/build.sh [tool...]     tools: kubernetes etcd helm kube-router local-path-provisioner pause
-#                                       kube-score gvisor
+#                                       kube-score gvisor registry
 #                                       (default: all)
 #
 # Everything lands in ~/.cache/executioner/<tool>-<version>/ (override the root with EXECUTIONER_CACHE);
@@ -103,6 +103,11 @@ build_plain() { # name module version cmdpkg [ldflags] [cache dir]
   log "$name built in $((SECONDS - t0)) s"
 }
 
+build_registry() {
+  build_plain registry github.com/distribution/distribution/v3 "$REGISTRY_VERSION" \
+    github.com/distribution/distribution/v3/cmd/registry
+}
+
 build_helm() {
   # helm's Makefile sets the Kubernetes version it assumes without a cluster (else 1.20, and a chart's kubeVersion
   # constraint fails `helm template` and `helm lint`)
@@ -188,12 +193,13 @@ build_pause() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm kube-score gvisor)
+[ ${#tools[@]} -gt 0 ] || tools=(kubernetes etcd pause kube-router local-path-provisioner helm kube-score gvisor registry)
 for t in "${tools[@]}"; do
   case $t in
     kubernetes) build_kubernetes ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
+    registry) build_registry ;;
     kube-router) build_kube_router ;;
     local-path-provisioner) build_local_path ;;
     pause) build_pause ;;

@@ -27,7 +27,7 @@ cluster-status:
 probe-image:  ## the minimal python image the cluster proof tests use
 	$(CLUSTER_DIR)/build-image.sh tests/cluster/testdata tests/cluster/testdata/Dockerfile $(PROBE_IMAGE)
 
-images: probe-image  ## build and load the probe image and the project's images (hack/chart's chart-images)
+cluster-images: probe-image  ## build and load the probe image and the project's images into the local cluster
 	@if $(MAKE) -n chart-images >/dev/null 2>&1; then $(MAKE) chart-images; \
 	elif [ -f hack/chart/chart.mk ]; then $(MAKE) -f Makefile -f hack/chart/chart.mk chart-images; fi
 

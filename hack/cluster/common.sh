@@ -11,6 +11,7 @@ ETCD_BIN="$CACHE/etcd-$ETCD_VERSION/bin/etcd"
 KROUTER_BIN="$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin/kube-router"
 HELM_DIR="$CACHE/helm-$HELM_VERSION-k8s$HELM_KUBE_VERSION"
 HELM_BIN="$HELM_DIR/bin/helm"
+REGISTRY_BIN="$CACHE/registry-$REGISTRY_VERSION/bin/registry"
 KUBE_SCORE_BIN="$CACHE/kube-score-$KUBE_SCORE_VERSION/bin/kube-score"
 LOCAL_PATH_BIN="$CACHE/local-path-provisioner-$LOCAL_PATH_VERSION/bin/local-path-provisioner"
 LOCAL_PATH_DIR="$STATE/local-path"                   # PersistentVolume data (one directory per volume)

@@ -12,6 +12,7 @@ KROUTER_BIN="$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin/kube-router"
 HELM_DIR="$CACHE/helm-$HELM_VERSION-k8s$HELM_KUBE_VERSION"
 HELM_BIN="$HELM_DIR/bin/helm"
 REGISTRY_BIN="$CACHE/registry-$REGISTRY_VERSION/bin/registry"
+LOCAL_REGISTRY=127.0.0.1:5333                        # the registry tests start (plain HTTP); the node pulls from it
 KUBE_SCORE_BIN="$CACHE/kube-score-$KUBE_SCORE_VERSION/bin/kube-score"
 LOCAL_PATH_BIN="$CACHE/local-path-provisioner-$LOCAL_PATH_VERSION/bin/local-path-provisioner"
 LOCAL_PATH_DIR="$STATE/local-path"                   # PersistentVolume data (one directory per volume)

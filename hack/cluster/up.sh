@@ -131,6 +131,10 @@ for reg in _default docker.io registry.k8s.io quay.io ghcr.io gcr.io; do
   printf 'server = "http://127.0.0.1:9"\n[host."http://127.0.0.1:9"]\n  capabilities = ["pull", "resolve"]\n' \
     > "$STATE/containerd/certs.d/$reg/hosts.toml"
 done
+# ...except the registry the image tests start on loopback (`make images` pushes there)
+mkdir -p "$STATE/containerd/certs.d/$LOCAL_REGISTRY"
+printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$LOCAL_REGISTRY" "$LOCAL_REGISTRY" \
+  > "$STATE/containerd/certs.d/$LOCAL_REGISTRY/hosts.toml"
 write_file "$STATE/cni/net.d/10-executioner.conflist" <<EOF
 {
   "cniVersion": "0.4.0",

@@ -2,8 +2,8 @@
 `make chart-install REGISTRY=... TAG=...` installs the chart with no local-cluster specifics but those passed
 explicitly, and the cluster pulls every image from that registry.
 
-The registry is the pinned distribution registry (hack/cluster/build.sh registry) on 127.0.0.1, plain HTTP; the
-cluster's containerd pulls from it over loopback like any registry.
+The registry is the pinned distribution registry (hack/cluster/build.sh registry) on $LOCAL_REGISTRY (127.0.0.1:5333),
+plain HTTP; the cluster's containerd pulls from it over loopback (the one registry its hosts.toml files let through).
 """
 
 from __future__ import annotations
@@ -20,33 +20,36 @@ import httpx
 import pytest
 
 from helpers import kube
-from helpers.stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1800)]
 
 
-def tool(name: str) -> str:
+def registry_binary_and_address() -> tuple[str, str]:
     p = subprocess.run(
-        ["bash", "-c", f'. hack/cluster/common.sh && hack/cluster/build.sh {name} >&2 && echo "$REGISTRY_BIN"'],
+        [
+            "bash",
+            "-c",
+            '. hack/cluster/common.sh && hack/cluster/build.sh registry >&2 && echo "$REGISTRY_BIN $LOCAL_REGISTRY"',
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=1800,
     )
-    assert p.returncode == 0, f"building {name} failed:\n{p.stderr[-3000:]}"
-    return p.stdout.strip()
+    assert p.returncode == 0, f"building the registry failed:\n{p.stderr[-3000:]}"
+    binary, address = p.stdout.split()
+    return binary, address
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """A real image registry on a free loopback port, with its own storage."""
-    binary = tool("registry")
-    port = free_port()
+    """A real image registry on the loopback address the cluster's containerd pulls from (hack/cluster/up.sh)."""
+    binary, address = registry_binary_and_address()
     storage = tmp_path_factory.mktemp("registry")
     env = {
         **os.environ,
-        "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}",
+        "REGISTRY_HTTP_ADDR": address,
         "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(storage),
         "OTEL_TRACES_EXPORTER": "none",
     }
@@ -54,7 +57,7 @@ def registry(tmp_path_factory):
     config.write_text("version: 0.1\nstorage:\n  filesystem: {}\nhttp:\n  addr: 127.0.0.1:5000\n")
     log = (storage / "registry.log").open("w")
     process = subprocess.Popen([binary, "serve", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{address}"
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -64,7 +67,7 @@ def registry(tmp_path_factory):
             pass
         assert process.poll() is None and time.monotonic() < deadline, (storage / "registry.log").read_text()
         time.sleep(0.3)
-    yield f"127.0.0.1:{port}"
+    yield address
     process.terminate()
     process.wait(10)
 

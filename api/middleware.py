@@ -3,6 +3,7 @@ only the Host names the API is bound to."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -129,10 +130,19 @@ def allowed_host_names(bound_host: str, extra: list[str]) -> frozenset[str]:
     return frozenset(names)
 
 
+def is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class HostAllowlist:
-    """Open mode (no API keys) answers only requests addressed to its own names: a page on another site whose DNS
-    name is rebound to 127.0.0.1 still sends its own name in Host, and gets 400. /healthz and /livez stay open to any Host
-    (the kubelet's probes address a pod by IP, and health says nothing)."""
+    """Open mode (no API keys) answers only requests addressed to its own names or to an IP address: a page on another
+    site whose DNS name is rebound to 127.0.0.1 still sends its own name in Host, and gets 400 (rebinding needs a
+    name; a Host that is an address was typed or configured as one, e.g. a Service's cluster IP). /healthz and /livez
+    stay open to any Host (the kubelet's probes address a pod by IP, and health says nothing)."""
 
     def __init__(self, app: ASGIApp, allowed: frozenset[str]):
         self.app = app
@@ -143,14 +153,16 @@ class HostAllowlist:
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
-        if host_name(header) in self.allowed:
+        name = host_name(header)
+        if name in self.allowed or is_address(name):
             await self.app(scope, receive, send)
             return
         names = ", ".join(sorted(f"[{name}]" if ":" in name else name for name in self.allowed))
         body = json.dumps(
             {
                 "detail": f"Host {header!r} is not a name of this API. Without API keys (EXECUTIONER_API_KEYS) it "
-                f"answers only to {names} (refusing DNS rebinding); add other names to EXECUTIONER_ALLOWED_HOSTS."
+                f"answers only to {names} or an IP address (refusing DNS rebinding); add other names to "
+                "EXECUTIONER_ALLOWED_HOSTS."
             }
         ).encode()
         await send(

@@ -17,7 +17,9 @@ def open_api(tmp_path_factory):
 @pytest.mark.parametrize(
     "host",
     ["127.0.0.1", "127.0.0.1:1", "localhost", "LOCALHOST:8000", "[::1]:8000", "[::1]", "executioner.internal:80",
-     "lab-box"],
+     "lab-box",
+     # an address (a Service's cluster IP, a node's): DNS rebinding needs a name, so an address is never a rebound one
+     "10.96.14.2:8000", "[fd00::12]:8000"],
 )  # fmt: skip
 def test_the_apis_own_names_are_answered(open_api, host):
     response = open_api.get("/v1/executions", headers={"Host": host})

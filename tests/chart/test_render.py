@@ -1043,3 +1043,17 @@ def test_each_release_gets_its_own_sandbox_namespace(render):
     assert sandbox_namespace(render(release="team-a", namespace="team-a")) == "team-a-executioner-sandbox"
     assert sandbox_namespace(render(release="team-b", namespace="team-a")) == "team-b-executioner-sandbox"
     assert sandbox_namespace(render(values={"sandbox": {"namespace": "chosen"}})) == "chosen"
+
+
+def test_an_open_api_answers_to_its_service_names(render):
+    """Without keys the API refuses Host names it does not know (DNS rebinding); in-cluster clients use the Service's."""
+    [api] = render.find(render(values={"auth": {"enabled": False}}), "Deployment", "executioner-api")
+    env = {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["EXECUTIONER_ALLOWED_HOSTS"].split(",") == [
+        "executioner-api",
+        "executioner-api.executioner",
+        "executioner-api.executioner.svc",
+        "executioner-api.executioner.svc.cluster.local",
+    ]
+    [keyed] = render.find(render(), "Deployment", "executioner-api")
+    assert "EXECUTIONER_ALLOWED_HOSTS" not in str(keyed)

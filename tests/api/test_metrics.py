@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers.private import private_api
+from helpers.programs import wait_until
 
 
 def scrape(api) -> dict[str, dict[tuple, float]]:
@@ -26,6 +27,10 @@ def test_metrics_describe_executions_timings_queue_store_and_refusals(tmp_path):
             assert api.post("/v1/executions", params={"wait": 20}, json={"code": code}).json()["status"] == status
         assert api.post("/v1/executions", json={"code": "print(2)"}).status_code == 202
         assert api.post("/v1/executions", json={"code": "print(3)"}).status_code == 429  # past the burst of 3
+        # A run's timings are recorded just after its result, which a waiting request may see first.
+        assert wait_until(
+            lambda: scrape(api)["executioner_sandbox_start_seconds_count"].get((("backend", "local"),), 0) >= 2, 10
+        )
         samples = scrape(api)
         executions = samples["executioner_executions_total"]
         assert executions[(("backend", "local"), ("status", "succeeded"))] >= 1

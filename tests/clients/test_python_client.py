@@ -24,6 +24,7 @@ from executioner_client import (  # noqa: E402 - needs the path above
     AsyncClient,
     Client,
     Conflict,
+    Event,
     Execution,
     ExecutionerError,
     ExecutionSummary,
@@ -177,6 +178,46 @@ def test_async_client_run(stack):
     ran, waited, page = asyncio.run(main())
     assert ran.status is Status.succeeded and ran.stdout == "async\n"
     assert waited.stdout == "later\n" and page.items[0].id == waited.id
+
+
+PROGRESS = "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second', flush=True)"
+
+
+def test_events_stream_output_live_and_end_with_the_document(client):
+    submitted = client.submit(PROGRESS)
+    started = time.monotonic()
+    seen: list[tuple[float, Event]] = []
+    for event in client.events(submitted.id):
+        seen.append((time.monotonic() - started, event))
+    kinds = [event.kind for _, event in seen]
+    assert kinds[-1] == "result" and "running" in [e.data.get("status") for _, e in seen if e.kind == "status"]
+    first = next(at for at, event in seen if event.kind == "stdout" and "first" in event.text)
+    finished = seen[-1][0]
+    assert finished - first >= 1.5, f"'first' arrived {first:.2f} s in, the end {finished:.2f} s: not live"
+    execution = seen[-1][1].execution
+    assert execution is not None and execution.status is Status.succeeded
+    assert "".join(event.text for _, event in seen if event.kind == "stdout") == execution.stdout == "first\nsecond\n"
+
+
+def test_events_resume_after_the_last_event_without_gaps_or_repeats(client):
+    execution = client.run("import sys\nfor i in range(5):\n    print(i, flush=True)\nprint('err', file=sys.stderr)")
+    everything = list(client.events(execution.id))
+    for cut in range(1, len(everything)):  # as if the connection dropped after each event in turn
+        rest = list(client.events(execution.id, last_event_id=everything[cut - 1].id))
+        assert [e.id for e in everything[:cut] + rest] == [e.id for e in everything]
+    with pytest.raises(NotFound):
+        list(client.events("0" * 32))
+
+
+def test_async_events(stack):
+    async def main() -> list[Event]:
+        async with AsyncClient(stack.url) as client:
+            submitted = await client.submit("print('async live')")
+            return [event async for event in client.events(submitted.id)]
+
+    events = asyncio.run(main())
+    assert events[-1].execution.stdout == "async live\n"
+    assert "".join(e.text for e in events if e.kind == "stdout") == "async live\n"
 
 
 def test_installs_with_httpx_only(tmp_path):

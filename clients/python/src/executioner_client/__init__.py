@@ -10,6 +10,7 @@ from ._errors import (
     Unavailable,
     WaitTimeout,
 )
+from ._events import Event
 from ._models import Execution, ExecutionSummary, Limits, Page, Status
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Conflict",
+    "Event",
     "Execution",
     "ExecutionSummary",
     "ExecutionerError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from ._errors import (
     error_from_response,
     wait_maximum,
 )
+from ._events import Event, aevents_of, events_of
 from ._models import Execution, Page
 
 __version__ = "0.1.0"
@@ -27,6 +29,10 @@ DEFAULT_DEADLINE = 300.0
 DEFAULT_MAX_WAIT = 30.0
 #: Pause between polls when the server allows no waiting at all.
 _POLL_SECONDS = 0.5
+#: Reconnections an event stream makes (with Last-Event-ID, so nothing is missed or repeated) before giving up.
+_STREAM_RECONNECTS = 5
+#: Network errors after which an event stream reconnects.
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout, httpx.ConnectError)
 #: Retry-After assumed when a 429 or 503 carries none.
 _DEFAULT_RETRY_AFTER = 1.0
 
@@ -178,6 +184,29 @@ class Client(_Core):
         """Cancel a queued or running execution (Conflict if it already finished)."""
         return Execution.from_json(self._request("DELETE", _path(execution_id)))
 
+    def events(self, execution_id: str, last_event_id: str | None = None) -> Iterator[Event]:
+        """The execution's events as they happen: its status changes, its output as it is written, and last its
+        final document (`Event.execution`). A dropped connection is resumed after the last event received."""
+        reconnects = 0
+        while True:
+            headers = {**self._headers, "Accept": "text/event-stream"}
+            if last_event_id:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                with self._http.stream("GET", f"{_path(execution_id)}/events", headers=headers, timeout=None) as r:
+                    if not r.is_success:
+                        r.read()
+                        raise error_from_response(r)
+                    for event in events_of(r.iter_lines()):
+                        last_event_id = event.id or last_event_id
+                        yield event
+                        if event.kind == "result":
+                            return
+            except _DROPPED:
+                reconnects += 1
+                if reconnects > _STREAM_RECONNECTS:
+                    raise
+
     def list(self, limit: int = 20, cursor: str | None = None) -> Page:
         """Your recent executions, newest first, as summaries (no code, input or output)."""
         params: dict[str, Any] = {"limit": limit}
@@ -268,6 +297,30 @@ class AsyncClient(_Core):
 
     async def cancel(self, execution_id: str) -> Execution:
         return Execution.from_json(await self._request("DELETE", _path(execution_id)))
+
+    async def events(self, execution_id: str, last_event_id: str | None = None) -> AsyncIterator[Event]:
+        """As `Client.events`."""
+        reconnects = 0
+        while True:
+            headers = {**self._headers, "Accept": "text/event-stream"}
+            if last_event_id:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                async with self._http.stream(
+                    "GET", f"{_path(execution_id)}/events", headers=headers, timeout=None
+                ) as r:
+                    if not r.is_success:
+                        await r.aread()
+                        raise error_from_response(r)
+                    async for event in aevents_of(r.aiter_lines()):
+                        last_event_id = event.id or last_event_id
+                        yield event
+                        if event.kind == "result":
+                            return
+            except _DROPPED:
+                reconnects += 1
+                if reconnects > _STREAM_RECONNECTS:
+                    raise
 
     async def list(self, limit: int = 20, cursor: str | None = None) -> Page:
         params: dict[str, Any] = {"limit": limit}

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     # False runs sandbox pods in a user namespace of their own (`hostUsers: false`): root inside maps to an
     # unprivileged host UID. Needs a runtime that supports it (containerd >= 2.0 or CRI-O >= 1.25, Linux >= 6.3).
     sandbox_host_users: bool = True
+    # Localhost seccomp profile of sandbox pods, relative to the kubelet's seccomp directory (e.g.
+    # "executioner/sandbox.json", installed by the chart's seccompProfile DaemonSet); empty: RuntimeDefault.
+    sandbox_seccomp_profile: str = ""
     # Where sandbox pods may run (JSON): e.g. {"executioner.dev/sandbox": "true"} and matching tolerations.
     sandbox_node_selector: dict[str, str] = {}
     sandbox_tolerations: list[dict[str, object]] = []
@@ -147,6 +150,15 @@ class Settings(BaseSettings):
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("sandbox_seccomp_profile")
+    @classmethod
+    def relative_profile_path(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(
+                "EXECUTIONER_SANDBOX_SECCOMP_PROFILE must be a path inside the kubelet's seccomp directory"
+            )
         return value
 
     @model_validator(mode="after")

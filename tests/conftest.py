@@ -10,6 +10,7 @@ Fixtures
 - kubernetes_stack (session): worker + API on the Kubernetes backend, on the real
   cluster, in a fresh sandbox namespace made from manifests/, the worker holding only
   the RBAC manifests/rbac.yaml grants it.
+- gvisor_stack (session): the same with every sandbox pod under gVisor (RuntimeClass `gvisor`).
 - run_code (function, parametrised over BACKENDS): run a program through the whole
   system (API, Redis, worker, sandbox) on each backend and return its document.
   A backend joins the shared behaviour and escape suites by adding its stack
@@ -19,6 +20,7 @@ Fixtures
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,7 @@ class Stack:
     backend: str = "local"
     kubeconfig: str | None = None
     namespace: str | None = None
+    runtime_class: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -107,9 +110,21 @@ def sandbox_image(cluster_harness) -> str:  # noqa: F811
 
 @pytest.fixture(scope="session")
 def kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
+    yield from run_kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory.mktemp("kubernetes-stack"))
+
+
+@pytest.fixture(scope="session")
+def gvisor_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
+    """The Kubernetes stack with every sandbox pod under gVisor (the test cluster's RuntimeClass `gvisor`)."""
+    yield from run_kubernetes_stack(
+        kubeconfig, sandbox_image, tmp_path_factory.mktemp("gvisor-stack"), EXECUTIONER_RUNTIME_CLASS_NAME="gvisor"
+    )
+
+
+def run_kubernetes_stack(kubeconfig: str, sandbox_image: str, logs: Path, **settings: str) -> Iterator[Stack]:  # noqa: F811
+    """Worker + API on the Kubernetes backend in fresh namespaces, with extra EXECUTIONER_* settings."""
     sandbox_namespace, home_namespace = kube.unique("exr-sandbox"), kube.unique("exr-home")
     kube.create_sandbox_namespace(kubeconfig, sandbox_namespace)
-    logs = tmp_path_factory.mktemp("kubernetes-stack")
     worker_kubeconfig = kube.component_kubeconfig(
         kubeconfig, "worker", sandbox_namespace, home_namespace, logs / "worker.kubeconfig"
     )
@@ -125,17 +140,30 @@ def kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
         EXECUTIONER_SWEEP_INTERVAL_SECONDS="1",
         EXECUTIONER_GRACE_SECONDS="10",
         KUBECONFIG=worker_kubeconfig,
+        **settings,
     )
     worker = start_worker(env, logs / "worker.log", name="kubernetes")
     url, api_process = start_api(env, logs / "api.log")
-    yield Stack(url=url, env=env, logs=logs, backend="kubernetes", kubeconfig=kubeconfig, namespace=sandbox_namespace)
+    yield Stack(
+        url=url,
+        env=env,
+        logs=logs,
+        backend="kubernetes",
+        kubeconfig=kubeconfig,
+        namespace=sandbox_namespace,
+        runtime_class=settings.get("EXECUTIONER_RUNTIME_CLASS_NAME"),
+    )
     stop(api_process)
     stop(worker)
     stop(redis_process)
     kube.delete_namespaces(kubeconfig, sandbox_namespace, home_namespace)
 
 
-BACKENDS = ["local", pytest.param("kubernetes", marks=pytest.mark.cluster)]
+BACKENDS = [
+    "local",
+    pytest.param("kubernetes", marks=pytest.mark.cluster),
+    pytest.param("gvisor", marks=pytest.mark.cluster),
+]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -151,6 +151,8 @@ write_file "$STATE/cni/net.d/10-executioner.conflist" <<EOF
 EOF
 # gVisor: the shim reads this file (runsc_config = runsc's flags). There is no KVM acceleration to rely on in a VM,
 # so the systrap platform; the pod's network namespace is used as-is (netstack), cgroups v1 as the kubelet made them.
+# Not oci-seccomp (the pod's profile applied inside the sentry): it answers EPERM where the profile says ENOSYS,
+# so glibc's clone3 does not fall back to clone and no thread starts.
 write_file "$STATE/containerd/runsc.toml" <<EOF
 binary_name = "$GVISOR_BIN/runsc"
 root = "$RUNDIR/runsc"

@@ -228,8 +228,12 @@ def test_tmp_cannot_be_filled_past_its_limit(run_code):
 def test_fork_bomb_is_contained(run_code):
     # The pids limit (64 per local sandbox, the kubelet's 256 per pod) stops it before memory runs out.
     doc = run_code("import os\nwhile True:\n    os.fork()", timeout=5)
-    assert doc["status"] == "failed", doc
-    assert "BlockingIOError" in doc["stderr"] or "Resource temporarily unavailable" in doc["stderr"]
+    if run_code.stack.runtime_class == "gvisor":
+        # gVisor's tasks live in its sentry, outside the pod's pids cgroup: the memory limit stops them instead.
+        assert doc["status"] == "memory_exceeded", doc
+    else:
+        assert doc["status"] == "failed", doc
+        assert "BlockingIOError" in doc["stderr"] or "Resource temporarily unavailable" in doc["stderr"]
     assert run_code("print('still alive')")["stdout"] == "still alive\n"
 
 
@@ -238,8 +242,11 @@ def test_thread_bomb_is_contained(run_code):
         "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()",
         timeout=5,
     )
-    assert doc["status"] == "failed", doc
-    assert "can't start new thread" in doc["stderr"]
+    if run_code.stack.runtime_class == "gvisor":  # as for the fork bomb: the memory limit stops gVisor's tasks
+        assert doc["status"] == "memory_exceeded", doc
+    else:
+        assert doc["status"] == "failed", doc
+        assert "can't start new thread" in doc["stderr"]
 
 
 def test_orphans_do_not_outlive_the_execution(run_code):
@@ -292,7 +299,11 @@ def test_closed_fds_and_os_exit_still_report(run_code):
     assert doc["stdout"] == "before\n"
 
 
-def test_killing_the_runner_does_not_suppress_the_result(run_code):
+def test_killing_the_runner_does_not_suppress_the_result(run_code, request):
+    if run_code.stack.runtime_class == "gvisor":
+        # Known gap: gVisor delivers SIGKILL to the runner, PID 1 of its namespace, where Linux drops it; the
+        # execution then ends as `error` ("ended without reporting a result"). Only the program's own result is lost.
+        request.applymarker(pytest.mark.xfail(reason="gVisor lets a program SIGKILL its PID 1", strict=True))
     doc = run_code(
         program(
             """
@@ -321,6 +332,11 @@ def test_the_runner_cannot_be_traced_or_read(run_code):
                 print("fd", "listed")
             except OSError as e:
                 print("fd", errno.errorcode[e.errno])
+            try:
+                os.open("/proc/1/fd/1", os.O_WRONLY)
+                print("open", "opened")
+            except OSError as e:
+                print("open", errno.errorcode[e.errno])
             libc = ctypes.CDLL(None, use_errno=True)
             result = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH
             print("ptrace", result, errno.errorcode.get(ctypes.get_errno()))
@@ -329,7 +345,11 @@ def test_the_runner_cannot_be_traced_or_read(run_code):
     )
     assert doc["status"] == "succeeded", doc
     lines = dict(line.split(" ", 1) for line in doc["stdout"].splitlines())
-    assert lines["fd"] in ("EACCES", "EPERM")
+    # gVisor lists a non-dumpable process's fd numbers, but still refuses to open them (no forged envelope that way)
+    assert lines["fd"] in (
+        ("EACCES", "EPERM", "listed") if run_code.stack.runtime_class == "gvisor" else ("EACCES", "EPERM")
+    )
+    assert lines["open"] in ("EACCES", "EPERM")
     assert lines["ptrace"].startswith("-1")
 
 
@@ -338,6 +358,7 @@ def test_privileges_cannot_be_regained(run_code):
         program(
             """
             import ctypes, errno, os
+            status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
             libc = ctypes.CDLL(None, use_errno=True)
             def attempt(name, call):
                 result = call()
@@ -352,7 +373,6 @@ def test_privileges_cannot_be_regained(run_code):
                 print("sysrq ok")
             except OSError as e:
                 print("sysrq", errno.errorcode[e.errno])
-            status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
             print("no_new_privs", status.get("NoNewPrivs", "?").strip())
             print("seccomp", status.get("Seccomp", "?").strip())
             """
@@ -360,7 +380,9 @@ def test_privileges_cannot_be_regained(run_code):
     )
     assert doc["status"] == "succeeded", doc
     results = dict(line.split(" ", 1) for line in doc["stdout"].splitlines())
-    for name in ("setuid0", "mount", "unshare_user", "unshare_mount", "chroot"):
+    # gVisor's sentry gives a program user namespaces of its own (and chroot inside one): no capability on the node
+    sentry_only = ("unshare_user", "unshare_mount", "chroot") if run_code.stack.runtime_class == "gvisor" else ()
+    for name in {"setuid0", "mount", "unshare_user", "unshare_mount", "chroot"} - set(sentry_only):
         assert results[name] in ("EPERM", "EACCES", "ENOSPC", "EINVAL"), (name, results)
     assert results["sysrq"] in ("EACCES", "EROFS", "ENOENT", "EPERM")
     assert results["no_new_privs"] == "1"

@@ -74,7 +74,11 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
             "runAsNonRoot": True,
             "runAsUser": 65534,
             "runAsGroup": 65534,
-            "seccompProfile": {"type": "RuntimeDefault"},
+            "seccompProfile": (
+                {"type": "Localhost", "localhostProfile": settings.sandbox_seccomp_profile}
+                if settings.sandbox_seccomp_profile
+                else {"type": "RuntimeDefault"}
+            ),
         },
         "containers": [
             {

@@ -126,6 +126,11 @@ executioner), so two releases never share one. */}}
   value: {{ $x.maxStdinBytes | int64 | quote }}
 {{- end }}
 
+{{/* The sandbox pods' Localhost seccomp profile, relative to the kubelet's seccomp directory (one per release). */}}
+{{- define "executioner.seccompProfileName" -}}
+executioner/{{ .Release.Namespace }}-{{ include "executioner.fullname" . }}.json
+{{- end }}
+
 {{/* Settings shared by the worker and the operator (both drive sandbox Jobs). */}}
 {{- define "executioner.sandboxEnv" -}}
 - name: EXECUTIONER_BACKEND
@@ -137,6 +142,10 @@ executioner), so two releases never share one. */}}
 {{- with .Values.sandbox.runtimeClassName }}
 - name: EXECUTIONER_RUNTIME_CLASS_NAME
   value: {{ . | quote }}
+{{- end }}
+{{- if .Values.sandbox.seccompProfile.enabled }}
+- name: EXECUTIONER_SANDBOX_SECCOMP_PROFILE
+  value: {{ include "executioner.seccompProfileName" . | quote }}
 {{- end }}
 - name: EXECUTIONER_WORKER_CONCURRENCY
   value: {{ .Values.worker.concurrency | quote }}

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -108,3 +108,27 @@ class RedisOutput(LiveOutput):
                 log.warning("cannot send live output of %s: %s", self.channel, exc)
             self._failed = True
             return False
+
+
+class OutputSoFar:
+    """The output an execution has printed so far, read from its event stream in steps (the operator mirrors it into
+    an ExecutionRequest's status while it runs)."""
+
+    def __init__(self, execution_id: str):
+        self.stream_key = ExecutionStore.event_stream_key(execution_id)
+        self.after = "0"
+        self.text = {"stdout": "", "stderr": ""}
+
+    def read(self, client: redis.Redis) -> bool:
+        """Take the entries added since the last read; True when the output grew."""
+        grew = False
+        while True:
+            replies = cast(list[Any], client.xread({self.stream_key: self.after}, count=500))
+            entries: list[tuple[str, dict[str, str]]] = replies[0][1] if replies else []
+            for entry_id, fields in entries:
+                self.after = entry_id
+                if fields["event"] in self.text:
+                    self.text[fields["event"]] += json.loads(fields["data"])["data"]
+                    grew = True
+            if len(entries) < 500:
+                return grew

@@ -32,14 +32,17 @@ from executioner.operator.status import (
     rejected_status,
     set_condition,
     status_of,
+    with_live_output,
 )
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
+from executioner.streams import OutputSoFar
 from executioner.submission import EnqueueFailed, InvalidSubmission, Refused, Submitter
 from executioner.worker.backends.kubernetes import KubernetesBackend
 
-MIRROR_WAIT_SECONDS = 2.0
+# How often a running execution's status (and live output) is brought up to date.
+MIRROR_WAIT_SECONDS = 1.0
 NOT_ITS_EXECUTION = {
     "phase": "Error",
     "error": "status.executionId names an execution this ExecutionRequest did not submit",
@@ -172,11 +175,13 @@ async def mirror_status(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Follow the execution and copy every change into the resource's status until it is final."""
+    """Follow the execution and copy every change into the resource's status until it is final, its output too
+    while it runs (so `kubectl get exr -w` shows it live; Kubernetes RBAC decides who may read it)."""
     execution_id = status["executionId"]
     phase = status.get("phase")
     conditions = list(status.get("conditions") or [])
     store: ExecutionStore = memo.store
+    output = OutputSoFar(execution_id)
     while not stopped:
         try:
             execution = await blocking(store.wait_until_terminal, execution_id, MIRROR_WAIT_SECONDS)
@@ -198,7 +203,11 @@ async def mirror_status(
             await blocking(patch_status, memo.kube, namespace, name, NOT_ITS_EXECUTION)
             return
         document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
-        if document["phase"] != phase or execution.status.terminal:
+        grew = False
+        if not execution.status.terminal:
+            grew = await blocking(output.read, store.redis)
+            document = with_live_output(document, output.text)
+        if document["phase"] != phase or grew or execution.status.terminal:
             await blocking(patch_status, memo.kube, namespace, name, document)
             phase, conditions = document["phase"], document["conditions"]
         if execution.status.terminal:

@@ -120,3 +120,11 @@ def held_back_status(
         admitted["observedGeneration"] = status["observedGeneration"] = generation
     status["conditions"] = set_condition(conditions or [], admitted, now)
     return status
+
+
+def with_live_output(document: dict[str, Any], output: dict[str, str]) -> dict[str, Any]:
+    """A running execution's status with the output it has printed so far (capped like the final one)."""
+    live = dict(document)
+    for stream in ("stdout", "stderr"):
+        live[stream], live[f"{stream}Truncated"] = capped(output[stream])
+    return live

@@ -328,3 +328,19 @@ def test_the_operator_acts_only_on_its_own_execution(operator, kubeconfig, user_
     assert store.get(victim_id).status is Status.running  # not cancelled by the thief's deletion
     kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/victim", "--timeout=60s")
     assert store.get(victim_id).status is Status.cancelled
+
+
+def test_a_running_requests_status_shows_its_output_live(operator, kubeconfig, user_namespace):
+    """`kubectl get exr -w` watches the output grow: Kubernetes RBAC decides who may read it, no API key needed."""
+    code = "import time\nprint('first', flush=True)\ntime.sleep(6)\nprint('second', flush=True)"
+    apply(kubeconfig, user_namespace, request("live", code, timeoutSeconds=30))
+
+    def status():
+        return json.loads(kube.kubectl(kubeconfig, "get", "-n", user_namespace, "exr/live", "-o", "json").stdout).get(
+            "status", {}
+        )
+
+    assert wait_until(lambda: status().get("stdout") == "first\n", 60), status()
+    assert status()["phase"] == "Running"  # seen before the program ended
+    final = wait_phase(kubeconfig, user_namespace, "live", "Succeeded")["status"]
+    assert final["stdout"] == "first\nsecond\n"

@@ -17,6 +17,7 @@ from executioner.operator.status import (
     rejected_status,
     set_condition,
     status_of,
+    with_live_output,
 )
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
@@ -119,3 +120,11 @@ def test_a_held_back_request_stays_pending_with_the_reason():
     [admitted] = status["conditions"]
     assert (admitted["type"], admitted["status"], admitted["reason"]) == ("Admitted", "False", "RateLimit")
     assert "rate limit" in admitted["message"]
+
+
+def test_a_running_status_carries_the_output_so_far_capped():
+    running = status_of(execution(Status.running), T0)
+    live = with_live_output(running, {"stdout": "x" * (STATUS_OUTPUT_BYTES + 5), "stderr": "warn\n"})
+    assert (len(live["stdout"]), live["stdoutTruncated"]) == (STATUS_OUTPUT_BYTES, True)
+    assert (live["stderr"], live["stderrTruncated"]) == ("warn\n", False)
+    assert live["phase"] == "Running" and running["stdout"] == ""  # the document itself is left as it was

@@ -356,11 +356,23 @@ def test_redis_keeps_its_data_on_a_bound_claim_of_the_default_class(release):
     assert release.redis_cli("CONFIG", "GET", "dir") == ["dir", "/data"]
 
 
+def _get(client, execution_id, **params) -> dict:
+    """GET an execution as a client should: a 503 (the store is briefly away, e.g. a stale pooled connection to a
+    Redis pod that was replaced) is retried after its Retry-After."""
+    for _ in range(30):
+        response = client.get(f"/v1/executions/{execution_id}", params=params)
+        if response.status_code != 503:
+            assert response.status_code == 200, response.text
+            return response.json()
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    raise AssertionError(f"execution {execution_id}: the API answered 503 for too long: {response.text}")
+
+
 def _finish(client, doc, timeout=120) -> dict:
     deadline = time.monotonic() + timeout
     while doc["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, f"execution {doc['id']} did not finish: {doc}"
-        doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 5}).json()
+        doc = _get(client, doc["id"], wait=5)
     return doc
 
 
@@ -452,7 +464,7 @@ def test_deleting_the_redis_pod_loses_no_execution(release):
                 time.sleep(1)
             assert response.json() == doc
         for doc in queued:
-            assert client.get(f"/v1/executions/{doc['id']}").json()["status"] == "queued"
+            assert _get(client, doc["id"])["status"] == "queued"
 
         # the queue survived too: a worker runs what was waiting
         _scale_worker(release, 1)

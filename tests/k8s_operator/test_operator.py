@@ -298,17 +298,19 @@ def test_a_namespace_has_a_keys_rate_limit(crd, kubeconfig, user_namespace, kube
     assert "not admitted yet: rate limit of 12 executions per minute exceeded" in runner.output
 
 
-def test_the_operator_acts_only_on_its_own_execution(operator, kubeconfig, user_namespace, kubernetes_stack):
+def test_the_operator_acts_only_on_its_own_execution(
+    crd, kubeconfig, user_namespace, kubernetes_stack, operator_kubeconfig
+):
     """Whoever may patch one resource's status cannot read or cancel another's execution through it."""
-    apply(
-        kubeconfig,
-        user_namespace,
-        request("victim", sleeper(new_marker("victim")) + "\nprint('secret')", timeoutSeconds=60),
-    )
-    victim_id = wait_phase(kubeconfig, user_namespace, "victim", "Running")["status"]["executionId"]
-    apply(kubeconfig, user_namespace, request("thief", "print('mine')"))
-    wait_phase(kubeconfig, user_namespace, "thief", "Succeeded")
-    # Point the finished thief at the victim's execution, as a status patch can.
+    env = operator_env(kubernetes_stack, operator_kubeconfig)
+    with operator_running(env):
+        victim_code = sleeper(new_marker("victim"))
+        apply(kubeconfig, user_namespace, request("victim", victim_code, timeoutSeconds=60))
+        victim_id = wait_phase(kubeconfig, user_namespace, "victim", "Running")["status"]["executionId"]
+        apply(kubeconfig, user_namespace, request("thief", "print('mine')"))
+        wait_phase(kubeconfig, user_namespace, "thief", "Succeeded")
+    # While no operator runs, point the finished thief at the victim's execution, as a status patch can; the next
+    # operator follows every unfinished resource from its status.
     kube.kubectl(
         kubeconfig,
         "patch",
@@ -320,14 +322,15 @@ def test_the_operator_acts_only_on_its_own_execution(operator, kubeconfig, user_
         "-p",
         json.dumps({"status": {"executionId": victim_id, "phase": "Running", "stdout": ""}}),
     )
-    status = wait_phase(kubeconfig, user_namespace, "thief", "Error")["status"]
-    assert status["error"] == "status.executionId names an execution this ExecutionRequest did not submit"
-    assert status["stdout"] == ""
-    kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/thief", "--timeout=60s")
     store = ExecutionStore.from_url(kubernetes_stack.env["EXECUTIONER_REDIS_URL"], 3600)
-    assert store.get(victim_id).status is Status.running  # not cancelled by the thief's deletion
-    kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/victim", "--timeout=60s")
-    assert store.get(victim_id).status is Status.cancelled
+    with operator_running(env):
+        status = wait_phase(kubeconfig, user_namespace, "thief", "Error")["status"]
+        assert status["error"] == "status.executionId names an execution this ExecutionRequest did not submit"
+        assert status["stdout"] == ""  # nothing of the victim's output was copied
+        kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/thief", "--timeout=60s")
+        assert store.get(victim_id).status is Status.running  # not cancelled by the thief's deletion
+        kube.kubectl(kubeconfig, "delete", "-n", user_namespace, "exr/victim", "--timeout=60s")
+        assert store.get(victim_id).status is Status.cancelled
 
 
 def test_a_running_requests_status_shows_its_output_live(operator, kubeconfig, user_namespace):

@@ -3,8 +3,9 @@
     make bench            (or: .venv/bin/python bench/run.py --runs 100 --seconds 15)
 
 (a) bare `python3 -c "print('hello')"` start-up          -- the baseline
-(b) the local sandbox alone (bubblewrap + runner + program)
-(c) the API round trip: POST /v1/executions?wait=30 for a hello world
+(b) the local sandbox alone (bubblewrap + runner + program): cold, and warm from the pool (hits, misses, refill rate,
+    memory per waiting sandbox)
+(c) the API round trip: POST /v1/executions?wait=30 for a hello world (warm and cold counted from the documents)
 (d) sustained throughput with 2x cores concurrent clients, against bare parallel python3 launches
 (e) resident memory of the idle stack (Redis + worker + API)
 (f) with --kubernetes: one execution as a Job on the cluster in KUBECONFIG (the sandbox image must be loaded)
@@ -64,6 +65,32 @@ def sandbox_once(backend: LocalBackend) -> None:
     )
     outcome = backend.run(execution)
     assert outcome.stdout == "hello\n", outcome
+
+
+def warm_sandbox_figures(base_p50: float, runs: int) -> None:
+    """(b) on warm sandboxes: the pool's hits and misses, how fast it refills, what a waiting sandbox costs."""
+    backend = LocalBackend(Settings(local_pool_size=Settings().worker_concurrency))
+    backend.start_pool()
+    assert backend.pool is not None, "this machine cannot keep warm sandboxes (see `executioner doctor`)"
+    try:
+        while backend.pool.ready() < backend.pool.size:
+            time.sleep(0.05)
+        time.sleep(1)  # settled
+        rss, pss = memory_of([pid for root in backend.pool.pids() for pid in process_tree(root)])
+        size = backend.pool.size
+        p50, p95 = percentiles(timed(lambda: sandbox_once(backend), runs))
+        stats = backend.pool.stats
+        refill = statistics.median(stats.start_seconds) * 1000
+        print(
+            f"(b) warm sandbox alone              p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x); "
+            f"pool of {size}: {stats.hits} hits, {stats.misses} misses"
+        )
+        print(
+            f"    pool refill                     p50 {refill:7.1f} ms per sandbox (up to {1000 / refill:.0f}/s); "
+            f"a waiting sandbox holds RSS {rss / size:.1f} MiB, PSS {pss / size:.1f} MiB"
+        )
+    finally:
+        backend.close()
 
 
 def throughput(action, clients: int, seconds: float) -> float:
@@ -167,20 +194,27 @@ def main() -> None:
     base_p50, base_p95 = percentiles(bare)
     print(f"(a) bare python3 hello world        p50 {base_p50:7.1f} ms  p95 {base_p95:7.1f} ms  (baseline 1.00x)")
 
-    backend = LocalBackend(Settings())
+    backend = LocalBackend(Settings())  # no pool: every sandbox cold
     sandbox = timed(lambda: sandbox_once(backend), args.runs)
     p50, p95 = percentiles(sandbox)
-    print(f"(b) local sandbox alone             p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x)")
+    print(f"(b) cold sandbox alone              p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x)")
+    warm_sandbox_figures(base_p50, args.runs)
 
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         stack = start_stack(port, Path(tmp))
+        served: dict[str, int] = {}  # executions by the path that served them ("warm" or "cold")
+
+        def count(document: dict) -> None:
+            served[document.get("sandbox_start") or "?"] = served.get(document.get("sandbox_start") or "?", 0) + 1
+
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
 
                 def round_trip() -> None:
                     response = client.post("/v1/executions", params={"wait": 30}, json={"code": HELLO})
                     assert response.status_code == 200 and response.json()["stdout"] == "hello\n", response.text
+                    count(response.json())
 
                 api = timed(round_trip, args.runs)
 
@@ -193,8 +227,10 @@ def main() -> None:
             p50, p95 = percentiles(api)
             round_trip_p50 = p50
             print(
-                f"(c) API round trip with ?wait       p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x; target <= 3x)"
+                f"(c) API round trip with ?wait       p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x; "
+                f"target <= 2x); {served.get('warm', 0)} warm, {served.get('cold', 0)} cold"
             )
+            served.clear()
             p50, p95 = percentiles(first_byte)
             print(
                 f"(c') time to first output byte (SSE) p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x; "
@@ -209,11 +245,15 @@ def main() -> None:
                     clients_local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
                 response = clients_local.client.post("/v1/executions", params={"wait": 30}, json={"code": HELLO})
                 assert response.status_code == 200, response.text
+                with lock:
+                    count(response.json())
 
+            lock = threading.Lock()
             api_rate = throughput(api_call, clients, args.seconds)
             print(
                 f"(d) throughput, {clients} clients            bare python3 {bare_rate:6.1f}/s   API {api_rate:6.1f}/s  "
-                f"({api_rate / bare_rate:.0%} of bare; target >= 50%)"
+                f"({api_rate / bare_rate:.0%} of bare; target >= 50%); {served.get('warm', 0)} warm, "
+                f"{served.get('cold', 0)} cold"
             )
 
             time.sleep(3)  # idle

@@ -81,6 +81,11 @@ class ExecutionPublic(ExecutionSummary):
         'per execution) or "rlimit" (resource limits only, weaker) on the local backend; unset before it ran and on '
         "kubernetes (the pod's own limits).",
     )
+    sandbox_start: str | None = Field(
+        None,
+        description='Which path served the execution on the local backend: "warm" (a sandbox started before it came, '
+        'from the pool) or "cold" (one started for it); unset before it ran.',
+    )
 
 
 class Execution(ExecutionPublic):
@@ -147,6 +152,8 @@ class Outcome(BaseModel):
     error: str | None = None
     # "cgroup" or "rlimit": how the local backend held the sandbox to its limits (kept in the record).
     limits_enforced: str | None = None
+    # "warm" or "cold": whether a pooled local sandbox or a freshly started one ran it (kept in the record).
+    sandbox_start: str | None = None
     # When the runner started the program (Unix time): for the start-latency metric, never stored in the record.
     program_started_at: float | None = Field(None, exclude=True)
 

@@ -58,6 +58,21 @@ def runner_args(execution: Execution, settings: Settings, *, memory_rlimit: bool
     return args
 
 
+# A warm sandbox's runner is started with this alone, and waits for warm_job's payload on its stdin.
+JOB_ON_STDIN = runner_module.JOB_ON_STDIN
+CODE_FD = runner_module.CODE_FD
+
+
+def warm_job(execution: Execution, settings: Settings, *, memory_rlimit: bool, max_processes: int) -> bytes:
+    """The job a warm sandbox waits for: its length (8 bytes, big-endian), then the runner's options (as for a cold
+    start, minus the stdin file), the code and the stdin, in JSON."""
+    args = runner_args(execution, settings, memory_rlimit=memory_rlimit, max_processes=max_processes)
+    at = args.index("--stdin")
+    del args[at : at + 2]
+    body = json.dumps({"args": args, "code": execution.code, "stdin": execution.stdin}).encode()
+    return len(body).to_bytes(runner_module.JOB_LENGTH_BYTES, "big") + body
+
+
 class EnvelopeError(ValueError):
     """The sandbox ended without a well-formed result envelope."""
 

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
 
     # Worker.
     worker_concurrency: int = Field(4, ge=1)
+    # Warm sandboxes each local worker keeps started and waiting for a job; unset: one per concurrent task; 0: none.
+    local_pool_size: int | None = Field(None, ge=0)
     lease_seconds: float = Field(10.0, ge=2)
     sweep_interval_seconds: float = Field(5.0, gt=0)
     # A queued execution with no message in the broker this long after it was queued (the message went with a

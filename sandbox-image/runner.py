@@ -55,6 +55,11 @@ OPTIONS = {
 }
 # Enforce memory with RLIMIT_AS, when no memory cgroup contains the sandbox.
 FLAGS = {"--memory-rlimit"}
+# A warm (pooled) sandbox's only argument: the runner starts, then waits for its job on stdin (read_job).
+JOB_ON_STDIN = "--job-on-stdin"
+JOB_LENGTH_BYTES = 8
+# Where a warm sandbox's program holds its own source: the sandbox's code path is a symlink to /proc/self/fd/3.
+CODE_FD = 3
 DEFAULTS = {
     "stdin": None,
     "output_limit": 65536,
@@ -279,6 +284,40 @@ def child_setup(args: Options) -> None:
         pass
 
 
+def read_job(fd: int) -> dict:
+    """A warm sandbox's job: an 8-byte big-endian length, then that many bytes of JSON
+    {"args": [runner options], "code": str, "stdin": str}. Blocks until the worker sends it."""
+    import fcntl  # noqa: F401 - for memory_file, imported while the sandbox waits
+    import json
+
+    def exactly(count: int) -> bytes:
+        data = bytearray()
+        while len(data) < count:
+            piece = os.read(fd, min(count - len(data), 1 << 20))
+            if not piece:
+                raise SystemExit("runner: the job ended early")
+            data += piece
+        return bytes(data)
+
+    job = json.loads(exactly(int.from_bytes(exactly(JOB_LENGTH_BYTES), "big")))
+    os.close(fd)
+    os.open(os.devnull, os.O_RDONLY)  # takes the lowest free descriptor: fd 0 again
+    return job
+
+
+def memory_file(name: str, content: bytes) -> int:
+    """A sealed in-memory file holding `content`, positioned at its start: a warm sandbox's code and stdin."""
+    import fcntl
+
+    fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    return fd
+
+
 def become_program(path: str, env: dict[str, str]) -> None:
     """Run the program in this forked child as `python3 -I -u PATH` would, without starting a second
     interpreter (that would double every execution's start-up cost): a fresh __main__, site loaded,
@@ -374,8 +413,14 @@ def reap_all() -> None:
             return
 
 
-def run(args: Options) -> dict:
-    stdin_fd = os.open(args.stdin, os.O_RDONLY) if args.stdin else os.open(os.devnull, os.O_RDONLY)
+def run(args: Options, source: bytes | None = None, stdin_data: bytes | None = None) -> dict:
+    """Run the program at args.code with stdin from args.stdin; in a warm sandbox, `source` and `stdin_data`
+    instead: the program holds its source at CODE_FD, where the sandbox's CODE_PATH symlink points."""
+    code_fd = memory_file("main.py", source) if source is not None else None
+    if stdin_data is not None:
+        stdin_fd = memory_file("stdin", stdin_data)
+    else:
+        stdin_fd = os.open(args.stdin, os.O_RDONLY) if args.stdin else os.open(os.devnull, os.O_RDONLY)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     oom_before = read_oom_kills()
@@ -392,7 +437,9 @@ def run(args: Options) -> dict:
             os.dup2(stdin_fd, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
-            os.closerange(3, 65536)
+            if code_fd is not None:
+                os.dup2(code_fd, CODE_FD)
+            os.closerange(3 if code_fd is None else CODE_FD + 1, 65536)
             os.chdir(workdir)
             child_setup(args)
             become_program(program, env)
@@ -401,6 +448,8 @@ def run(args: Options) -> dict:
         os._exit(127)
 
     os.close(stdin_fd)
+    if code_fd is not None:
+        os.close(code_fd)
     os.close(out_w)
     os.close(err_w)
     streams = {out_r: Stream(out_r, args.output_limit, "stdout"), err_r: Stream(err_r, args.output_limit, "stderr")}
@@ -522,10 +571,17 @@ def main(argv: list[str] | None = None) -> int:
         signal.SIGUSR2,
     ):
         signal.signal(sig, signal.SIG_IGN)
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    source = stdin_data = None
     try:
         disable_core_dumps()  # before the program exists; failing that, no program runs
-        envelope = run(args)
+        if argv == [JOB_ON_STDIN]:  # a warm sandbox: everything above is paid for before the job comes
+            job = read_job(0)
+            args = parse_args(job["args"])
+            source, stdin_data = job["code"].encode(), job["stdin"].encode()
+        else:
+            args = parse_args(argv)
+        envelope = run(args, source, stdin_data)
     except Exception as exc:  # noqa: BLE001 - the envelope must say what broke
         envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": f"sandbox runner failed: {exc!r}"}
     write_line(to_json(envelope) + "\n")

@@ -5,6 +5,7 @@ Fixtures
 - stack_env (session): environment for components of the local stack.
 - stack (session): worker + API on the local backend; `stack.url` is the API.
 - stack_url (session): the same URL, for the browser tests.
+- cold_stack (session): the local stack with no warm sandboxes (EXECUTIONER_LOCAL_POOL_SIZE=0).
 - api (function): an httpx.Client on the stack's API.
 - store (function): an ExecutionStore on the stack's Redis.
 - kubernetes_stack (session): worker + API on the Kubernetes backend, on the real
@@ -80,6 +81,30 @@ def stack(stack_env, tmp_path_factory):
     yield Stack(url=url, env=stack_env, logs=logs)
     stop(api_process)
     stop(worker)
+
+
+@pytest.fixture(scope="session")
+def cold_stack(tmp_path_factory):
+    """The local stack without warm sandboxes: every execution starts its own (its own Redis, so no other worker
+    takes its executions)."""
+    logs = tmp_path_factory.mktemp("cold-stack")
+    redis_url, redis_process = start_redis(logs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")}
+    env.update(
+        EXECUTIONER_REDIS_URL=redis_url,
+        EXECUTIONER_BACKEND="local",
+        EXECUTIONER_LOCAL_POOL_SIZE="0",
+        EXECUTIONER_WORKER_CONCURRENCY="4",
+        EXECUTIONER_LEASE_SECONDS="3",
+        EXECUTIONER_SWEEP_INTERVAL_SECONDS="1",
+        EXECUTIONER_GRACE_SECONDS="5",
+    )
+    worker = start_worker(env, logs / "worker.log", name="cold")
+    url, api_process = start_api(env, logs / "api.log")
+    yield Stack(url=url, env=env, logs=logs)
+    stop(api_process)
+    stop(worker)
+    stop(redis_process)
 
 
 @pytest.fixture(scope="session")
@@ -159,8 +184,10 @@ def run_kubernetes_stack(kubeconfig: str, sandbox_image: str, logs: Path, **sett
     kube.delete_namespaces(kubeconfig, sandbox_namespace, home_namespace)
 
 
+# "local" keeps warm sandboxes (the default), "local-cold" starts one per execution.
 BACKENDS = [
     "local",
+    "local-cold",
     pytest.param("kubernetes", marks=pytest.mark.cluster),
     pytest.param("gvisor", marks=pytest.mark.cluster),
 ]
@@ -170,6 +197,8 @@ BACKENDS = [
 def backend_stack(request):
     if request.param == "local":
         return request.getfixturevalue("stack")
+    if request.param == "local-cold":
+        return request.getfixturevalue("cold_stack")
     return request.getfixturevalue(f"{request.param}_stack")
 
 

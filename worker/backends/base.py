@@ -39,4 +39,6 @@ def create_backend(settings: Settings) -> SandboxBackend:
         return KubernetesBackend(settings)
     from executioner.worker.backends.local import LocalBackend
 
-    return LocalBackend(settings)
+    backend = LocalBackend(settings)
+    backend.start_pool()  # the worker's warm sandboxes (`executioner run` and the like start none)
+    return backend

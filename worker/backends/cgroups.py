@@ -91,6 +91,20 @@ class SandboxCgroup:
             raise
         return cls([memory, pids], memory / "memory.oom_control", 1)
 
+    def set_memory(self, memory_bytes: int) -> None:
+        """Change the memory limit (a warm sandbox gets its execution's when it takes the job). On v1 the
+        memory+swap limit may never sit below the memory limit, so the order of the two writes follows the change."""
+        group = self.directories[0]
+        if self.version == 2:
+            (group / "memory.max").write_text(str(memory_bytes))
+            return
+        limit, memsw = group / "memory.limit_in_bytes", group / "memory.memsw.limit_in_bytes"
+        writes = [(limit, memory_bytes), (memsw, memory_bytes)]
+        if memory_bytes > int(limit.read_text()):
+            writes.reverse()
+        for path, value in writes:
+            _write_if_exists(path, str(value))
+
     def procs_files(self) -> list[str]:
         return [str(directory / "cgroup.procs") for directory in self.directories]
 

@@ -20,19 +20,23 @@ Every outcome says which in `limits_enforced`.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import shutil
 import subprocess
 import threading
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
 from executioner.runner_protocol import (
+    CODE_FD,
     CODE_PATH,
+    JOB_ON_STDIN,
     RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
@@ -41,10 +45,12 @@ from executioner.runner_protocol import (
     parse_envelope,
     runner_args,
     runner_source,
+    warm_job,
 )
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
 from executioner.worker.backends.cgroups import SandboxCgroup, delegated_kinds, root_can_create
+from executioner.worker.backends.local_pool import WarmPool, WarmSandbox
 from executioner.worker.backends.seccomp import SeccompUnavailable, filter_fd, filter_program
 
 log = logging.getLogger(__name__)
@@ -176,6 +182,22 @@ class LocalBackend:
         self._processes: dict[str, subprocess.Popen] = {}
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self.pool: WarmPool | None = None
+
+    def start_pool(self) -> None:
+        """Keep warm sandboxes ready (EXECUTIONER_LOCAL_POOL_SIZE), where the limits can be set per job: not in a
+        systemd scope, whose limits are fixed when it starts."""
+        size = self.settings.local_pool_size
+        size = self.settings.worker_concurrency if size is None else size
+        if size == 0 or self.enforcement().mode in ("refuse", "systemd-scope") or self.pool is not None:
+            return
+        self.pool = WarmPool(size, self._start_warm)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Destroy the waiting warm sandboxes (the worker's shutdown)."""
+        if self.pool is not None:
+            self.pool.close()
 
     def bwrap(self) -> str:
         path = shutil.which(self.settings.bwrap_path)
@@ -196,6 +218,11 @@ class LocalBackend:
             raise SandboxUnavailable(f"refusing to run code without the sandbox's syscall filter: {exc}") from exc
 
     def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
+        warm = self.pool.take() if self.pool else None
+        if warm is not None:
+            outcome = self._run_warm(warm, execution, output)
+            if outcome is not None:
+                return outcome
         bwrap = self.bwrap()
         self.check_seccomp()
         found = self.enforcement()
@@ -204,35 +231,92 @@ class LocalBackend:
         memory_bytes = execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
         with ExitStack() as descriptors:
             files = self._input_files(execution, descriptors)
-            cgroup = None
-            if found.mode == "root-cgroup":
-                cgroup = SandboxCgroup.create(
-                    self.settings.cgroup_parent, execution.id, memory_bytes, self.settings.max_processes
-                )
-                if cgroup is None:  # never a silent fallback to rlimits
-                    raise SandboxUnavailable(
-                        f"cannot create the execution's cgroups under {self.settings.cgroup_parent}"
-                    )
-            elif found.mode == "delegated-cgroup":
-                try:
-                    cgroup = SandboxCgroup.create_delegated(
-                        list(found.delegated), execution.id, memory_bytes, self.settings.max_processes
-                    )
-                except OSError as exc:
-                    raise SandboxUnavailable(
-                        f"cannot create the execution's cgroup under {', '.join(map(str, found.delegated))}: {exc}"
-                    ) from exc
+            cgroup = self._create_cgroup(found, execution.id, memory_bytes)
             scope = memory_bytes if found.mode == "systemd-scope" else None
             try:
                 outcome = self._run_sandbox(bwrap, files, execution, cgroup, scope, output)
                 enforced = "cgroup" if cgroup is not None or scope is not None else "rlimit"
-                return outcome.model_copy(update={"limits_enforced": enforced})
+                return outcome.model_copy(update={"limits_enforced": enforced, "sandbox_start": "cold"})
             finally:
                 if cgroup:
                     cgroup.remove()
                 with self._lock:
                     self._processes.pop(execution.id, None)
                     self._cancelled.discard(execution.id)
+
+    def _create_cgroup(self, found: Enforcement, name: str, memory_bytes: int) -> SandboxCgroup | None:
+        """The sandbox's cgroups where the enforcement mode has them (None otherwise); never a silent fallback."""
+        if found.mode == "root-cgroup":
+            cgroup = SandboxCgroup.create(self.settings.cgroup_parent, name, memory_bytes, self.settings.max_processes)
+            if cgroup is None:
+                raise SandboxUnavailable(f"cannot create the execution's cgroups under {self.settings.cgroup_parent}")
+            return cgroup
+        if found.mode == "delegated-cgroup":
+            try:
+                return SandboxCgroup.create_delegated(
+                    list(found.delegated), name, memory_bytes, self.settings.max_processes
+                )
+            except OSError as exc:
+                raise SandboxUnavailable(
+                    f"cannot create the execution's cgroup under {', '.join(map(str, found.delegated))}: {exc}"
+                ) from exc
+        return None
+
+    def _start_warm(self) -> WarmSandbox:
+        """A sandbox like the cold one, without its job: the runner waits for it on stdin (warm_job). Its cgroups
+        allow the largest execution until the job brings its own limit."""
+        bwrap = self.bwrap()
+        self.check_seccomp()
+        found = self.enforcement()
+        if found.mode not in ("root-cgroup", "delegated-cgroup", "rlimit"):
+            raise SandboxUnavailable(refusal_message(found))
+        largest = self.settings.max_memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
+        with ExitStack() as descriptors:
+            files = self._input_files(None, descriptors)
+            fds = tuple(files.values())
+            cgroup = self._create_cgroup(found, f"warm-{uuid.uuid4().hex}", largest)
+            try:
+                if cgroup is None:
+                    process = self._spawn(self.command(bwrap, files, None, None), fds, stdin=subprocess.PIPE)
+                else:
+                    process = self._spawn_in_cgroup(
+                        lambda gate: self.command(bwrap, files, None, cgroup, gate), cgroup, fds, stdin=subprocess.PIPE
+                    )
+            except BaseException:
+                if cgroup:
+                    cgroup.remove()
+                raise
+        return WarmSandbox(process, cgroup)
+
+    def _run_warm(self, sandbox: WarmSandbox, execution: Execution, output: OutputSink | None) -> Outcome | None:
+        """Run the execution in a warm sandbox, then destroy it; None when the sandbox was gone before it got the job
+        (no code ran: the cold path serves the execution)."""
+        memory_bytes = execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
+        process = sandbox.process
+        assert process.stdin is not None
+        try:
+            try:  # the execution's own limit, before its code can run
+                if sandbox.cgroup:
+                    sandbox.cgroup.set_memory(memory_bytes)
+                job = warm_job(
+                    execution,
+                    self.settings,
+                    memory_rlimit=sandbox.cgroup is None,
+                    max_processes=self.settings.max_processes,
+                )
+                process.stdin.write(job)
+                process.stdin.close()
+            except OSError as exc:
+                log.warning("a warm sandbox was lost before %s reached it (%s); starting a cold one", execution.id, exc)
+                return None
+            outcome = self._follow(process, execution, sandbox.cgroup, None, output)
+            enforced = "cgroup" if sandbox.cgroup is not None else "rlimit"
+            return outcome.model_copy(update={"limits_enforced": enforced, "sandbox_start": "warm"})
+        finally:
+            sandbox.destroy()
+            with self._lock:
+                self._processes.pop(execution.id, None)
+                self._cancelled.discard(execution.id)
 
     def cancel(self, execution_id: str) -> None:
         with self._lock:
@@ -241,10 +325,10 @@ class LocalBackend:
         if process and process.poll() is None:
             process.kill()  # bwrap --die-with-parent takes the whole sandbox down with it
 
-    def _spawn(self, argv: list[str], pass_fds: tuple[int, ...]) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], pass_fds: tuple[int, ...], stdin: int = subprocess.DEVNULL) -> subprocess.Popen:
         return subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=pass_fds,
@@ -252,13 +336,17 @@ class LocalBackend:
             env={"PATH": "/usr/bin:/bin"},
         )
 
-    def _spawn_in_cgroup(self, command, cgroup: SandboxCgroup, pass_fds: tuple[int, ...]) -> subprocess.Popen:
+    def _spawn_in_cgroup(
+        self, command, cgroup: SandboxCgroup, pass_fds: tuple[int, ...], stdin: int = subprocess.DEVNULL
+    ) -> subprocess.Popen:
         """Start bubblewrap held at --block-fd, move its sandbox process into the cgroups, then release it,
         so everything the sandbox ever runs is inside them. `command(gate)` gives the command line."""
         info_read, info_write = os.pipe()
         block_read, block_write = os.pipe()
         try:
-            process = self._spawn(command((info_write, block_read)), pass_fds=(*pass_fds, info_write, block_read))
+            process = self._spawn(
+                command((info_write, block_read)), pass_fds=(*pass_fds, info_write, block_read), stdin=stdin
+            )
         finally:
             os.close(info_write)
             os.close(block_read)
@@ -285,16 +373,14 @@ class LocalBackend:
         # A local sandbox dies with its worker (--die-with-parent): nothing is left to harvest.
         return Outcome.failure(Status.error, LOST_WORKER_REASON)
 
-    def _input_files(self, execution: Execution, descriptors: ExitStack) -> dict[str, int]:
+    def _input_files(self, execution: Execution | None, descriptors: ExitStack) -> dict[str, int]:
         """In-memory files (memfds) that bubblewrap copies into the sandbox, by their path there; the seccomp
-        program under "seccomp". Nothing of the execution touches the host's disk, and no other user can read it."""
+        program under "seccomp". Nothing of the execution touches the host's disk, and no other user can read it.
+        A warm sandbox (no execution yet) gets the runner only."""
         files = {"seccomp": filter_fd()}
         descriptors.callback(os.close, files["seccomp"])
-        for path, content in (
-            (CODE_PATH, execution.code.encode()),
-            (STDIN_PATH, execution.stdin.encode()),
-            (RUNNER_PATH, runner_source().read_bytes()),
-        ):
+        inputs = [(CODE_PATH, execution.code.encode()), (STDIN_PATH, execution.stdin.encode())] if execution else []
+        for path, content in (*inputs, (RUNNER_PATH, runner_source().read_bytes())):
             fd = os.memfd_create(os.path.basename(path), os.MFD_CLOEXEC)
             descriptors.callback(os.close, fd)
             view = memoryview(content)
@@ -308,12 +394,13 @@ class LocalBackend:
         self,
         bwrap: str,
         files: dict[str, int],
-        execution: Execution,
+        execution: Execution | None,
         cgroup: SandboxCgroup | None,
         gate: tuple[int, int] | None = None,
         scoped: bool = False,
     ) -> list[str]:
-        """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups."""
+        """The whole command line; `gate` (info fd, block fd) holds the sandbox until it is in its cgroups. Without
+        an execution, a warm sandbox's: its runner waits for the job on stdin."""
         s = self.settings
         argv = []
         if os.geteuid() == 0:
@@ -363,9 +450,13 @@ class LocalBackend:
         for path, fd in files.items():
             if path != "seccomp":
                 argv += ["--perms", "0444", "--file", str(fd), path]
+        if execution is None:  # a warm sandbox's program gets its code later, on a descriptor of its own
+            argv += ["--symlink", f"/proc/self/fd/{CODE_FD}", CODE_PATH]
         # bubblewrap loads the filter last, after its own mounts, just before it starts the runner
         argv += ["--seccomp", str(files["seccomp"])]
         argv += ["--remount-ro", "/", "--chdir", "/tmp", s.sandbox_python, "-I", "-S", RUNNER_PATH]
+        if execution is None:
+            return [*argv, JOB_ON_STDIN]
         limited = cgroup is not None or scoped
         argv += runner_args(execution, s, memory_rlimit=not limited, max_processes=s.max_processes)
         return argv
@@ -399,6 +490,17 @@ class LocalBackend:
             process = self._spawn_in_cgroup(
                 lambda gate: self.command(bwrap, files, execution, cgroup, gate), cgroup, fds
             )
+        return self._follow(process, execution, cgroup, scope_memory, output)
+
+    def _follow(
+        self,
+        process: subprocess.Popen,
+        execution: Execution,
+        cgroup: SandboxCgroup | None,
+        scope_memory: int | None,
+        output: OutputSink | None,
+    ) -> Outcome:
+        """Follow a started sandbox to its end and read its outcome."""
         with self._lock:
             self._processes[execution.id] = process
             cancelled_early = execution.id in self._cancelled

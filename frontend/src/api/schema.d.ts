@@ -222,6 +222,11 @@ export interface components {
              * @description How the sandbox's memory and process limits were enforced: "cgroup" (a memory and pids cgroup per execution) or "rlimit" (resource limits only, weaker) on the local backend; unset before it ran and on kubernetes (the pod's own limits).
              */
             limits_enforced?: string | null;
+            /**
+             * Sandbox Start
+             * @description Which path served the execution on the local backend: "warm" (a sandbox started before it came, from the pool) or "cold" (one started for it); unset before it ran.
+             */
+            sandbox_start?: string | null;
         };
         /**
          * ExecutionSummary

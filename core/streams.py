@@ -50,6 +50,7 @@ class RedisOutput(LiveOutput):
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._wake = threading.Condition(self._lock)
         self._closing = False
+        self._closed = threading.Event()  # ends the pause between sends: the result need not wait it out
         self._failed = False
         self._thread = threading.Thread(target=self._send_forever, name=f"output-{execution_id}", daemon=True)
         self._thread.start()
@@ -68,6 +69,7 @@ class RedisOutput(LiveOutput):
         with self._lock:
             self._closing = True
             self._wake.notify()
+        self._closed.set()
         self._thread.join(FINISH_SECONDS)
         if self._thread.is_alive():
             log.warning("live output of %s did not reach Redis in time; the result is recorded anyway", self.channel)
@@ -90,7 +92,7 @@ class RedisOutput(LiveOutput):
                     if self._closing:
                         return  # Redis is away at the end: the recorded document still carries all the output
                     self._pending[:0] = batch  # in order, for the next round: offsets never skip
-            time.sleep(FLUSH_SECONDS if sent else RETRY_SECONDS)
+            self._closed.wait(FLUSH_SECONDS if sent else RETRY_SECONDS)
 
     def _send(self, batch: list[tuple[str, dict[str, Any]]]) -> bool:
         try:

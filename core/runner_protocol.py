@@ -95,6 +95,7 @@ class RunnerLines:
         self.output = output
         self._partial = b""
         self._kept: list[bytes] = []
+        self.ended = False  # the envelope, the runner's last line, has arrived whole
 
     def feed(self, data: bytes) -> None:
         *lines, self._partial = (self._partial + data).split(b"\n")
@@ -111,6 +112,7 @@ class RunnerLines:
     def _line(self, line: bytes) -> None:
         if not line.startswith(CHUNK_PREFIX.encode()):
             self._kept.append(line)
+            self.ended = self.ended or line.startswith(b'{"v":')
             return
         if self.output is None:
             return

@@ -149,12 +149,20 @@ def refusal_message(found: Enforcement) -> str:
     return f"refusing to run untrusted code: {found.detail}. To fix it: {WEAK_LIMITS_ADVICE}."
 
 
-def follow_process(process: subprocess.Popen, runner: RunnerLines, deadline_seconds: float) -> tuple[bytes, bool]:
+def follow_process(
+    process: subprocess.Popen, runner: RunnerLines, deadline_seconds: float, until_envelope: bool = False
+) -> tuple[bytes, bool]:
     """Feed the sandbox's stdout to `runner` as it arrives (live output) until it closes, killing the sandbox at its
-    deadline; returns bubblewrap's stderr and whether the sandbox ended in time."""
+    deadline; returns bubblewrap's stderr and whether the sandbox ended in time. `until_envelope`: stop at the
+    runner's envelope (it has killed the program's processes already) and leave the sandbox's teardown to its owner."""
     assert process.stdout is not None and process.stderr is not None
     errors = bytearray()
-    stderr_reader = threading.Thread(target=lambda: errors.extend(process.stderr.read()), daemon=True)  # type: ignore[union-attr]
+
+    def read_stderr() -> None:
+        with process.stderr:  # type: ignore[union-attr]
+            errors.extend(process.stderr.read())  # type: ignore[union-attr]
+
+    stderr_reader = threading.Thread(target=read_stderr, daemon=True)
     stderr_reader.start()
     overdue = threading.Event()
 
@@ -167,6 +175,8 @@ def follow_process(process: subprocess.Popen, runner: RunnerLines, deadline_seco
     try:
         while piece := process.stdout.read1(65536):  # type: ignore[attr-defined]  # a BufferedReader
             runner.feed(piece)
+            if until_envelope and runner.ended:
+                return bytes(errors), True
         process.wait()
     finally:
         deadline.cancel()
@@ -309,11 +319,14 @@ class LocalBackend:
             except OSError as exc:
                 log.warning("a warm sandbox was lost before %s reached it (%s); starting a cold one", execution.id, exc)
                 return None
-            outcome = self._follow(process, execution, sandbox.cgroup, None, output)
+            outcome = self._follow(process, execution, sandbox.cgroup, None, output, until_envelope=True)
             enforced = "cgroup" if sandbox.cgroup is not None else "rlimit"
             return outcome.model_copy(update={"limits_enforced": enforced, "sandbox_start": "warm"})
         finally:
-            sandbox.destroy()
+            if self.pool is not None:
+                self.pool.retire(sandbox)  # destroyed off the execution's path: its result need not wait for it
+            else:
+                sandbox.destroy()
             with self._lock:
                 self._processes.pop(execution.id, None)
                 self._cancelled.discard(execution.id)
@@ -499,15 +512,18 @@ class LocalBackend:
         cgroup: SandboxCgroup | None,
         scope_memory: int | None,
         output: OutputSink | None,
+        until_envelope: bool = False,
     ) -> Outcome:
-        """Follow a started sandbox to its end and read its outcome."""
+        """Follow a started sandbox to its end (or its envelope) and read its outcome."""
         with self._lock:
             self._processes[execution.id] = process
             cancelled_early = execution.id in self._cancelled
         if cancelled_early:
             process.kill()
         runner = RunnerLines(output)
-        stderr, in_time = follow_process(process, runner, self.settings.sandbox_deadline(execution.limits))
+        stderr, in_time = follow_process(
+            process, runner, self.settings.sandbox_deadline(execution.limits), until_envelope
+        )
         if not in_time:
             return Outcome.failure(Status.timed_out, "the sandbox did not stop at its deadline and was killed")
         if execution.id in self._cancelled:

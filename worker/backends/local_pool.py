@@ -9,6 +9,7 @@ afterwards; a thread starts a fresh one in its place. Nothing of a sandbox is ev
 from __future__ import annotations
 
 import logging
+import queue
 import subprocess
 import threading
 import time
@@ -38,7 +39,7 @@ class WarmSandbox:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+        for stream in (self.process.stdin, self.process.stdout):  # stderr: closed by whoever reads it
             if stream:
                 stream.close()
         if self.cgroup:
@@ -66,6 +67,9 @@ class WarmPool:
         self.stats = PoolStats()
         self._filler = threading.Thread(target=self._fill, name="warm-pool", daemon=True)
         self._filler.start()
+        self._retired: queue.SimpleQueue[WarmSandbox | None] = queue.SimpleQueue()
+        self._reaper = threading.Thread(target=self._reap, name="warm-pool-reaper", daemon=True)
+        self._reaper.start()
 
     def take(self) -> WarmSandbox | None:
         """A live warm sandbox for one execution, or None (the pool is empty or closed)."""
@@ -90,15 +94,34 @@ class WarmPool:
         with self._changed:
             return [sandbox.process.pid for sandbox in self._ready]
 
+    def retire(self, sandbox: WarmSandbox) -> None:
+        """Destroy a used sandbox in the background (at once, once the pool is closed)."""
+        if self._closed:
+            sandbox.destroy()
+        else:
+            self._retired.put(sandbox)
+
     def close(self) -> None:
-        """Destroy every waiting sandbox and stop refilling (the worker's shutdown)."""
+        """Destroy every waiting and retired sandbox and stop refilling (the worker's shutdown)."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
         self._filler.join(timeout=30)
+        self._retired.put(None)
+        self._reaper.join(timeout=30)
+        while not self._retired.empty():
+            if sandbox := self._retired.get():
+                sandbox.destroy()
         with self._changed:
             while self._ready:
                 self._ready.popleft().destroy()
+
+    def _reap(self) -> None:
+        while sandbox := self._retired.get():
+            try:
+                sandbox.destroy()
+            except Exception:
+                log.exception("cannot destroy a used warm sandbox")
 
     def _fill(self) -> None:
         while True:

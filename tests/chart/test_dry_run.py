@@ -67,6 +67,7 @@ def test_server_side_dry_run(render, kubeconfig, namespace, cluster_harness):
         )
         assert p.returncode == 0, p.stderr
         assert "violate" not in p.stderr, p.stderr
-        assert len([line for line in p.stdout.splitlines() if "(server dry run)" in line]) == len(pods) == 5
+        # api, worker, operator, Redis, the helm test pod and the uninstall hook's Job
+        assert len([line for line in p.stdout.splitlines() if "(server dry run)" in line]) == len(pods) == 6
     finally:
         cluster_harness.delete_namespace(kubeconfig, sandbox)

@@ -90,6 +90,7 @@ def test_default_render_has_every_component(render, default):
             "ClusterRole/executioner-uninstall",
             "ClusterRoleBinding/executioner-uninstall",
             "Job/executioner-uninstall",
+            "NetworkPolicy/executioner-uninstall",
             "StatefulSet/executioner-redis",
         ]
     )
@@ -1012,7 +1013,13 @@ def test_api_autoscaler_is_off_by_default_and_owns_the_replicas_when_on(render, 
 def test_uninstall_lets_executionrequests_go_with_least_privilege(render, default):
     """A post-delete hook: the operator, its account and its role are gone by then, so the hook has its own."""
     hooks = [d for d in default if d["metadata"]["labels"].get("app.kubernetes.io/component") == "uninstall"]
-    assert sorted(d["kind"] for d in hooks) == ["ClusterRole", "ClusterRoleBinding", "Job", "ServiceAccount"]
+    assert sorted(d["kind"] for d in hooks) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Job",
+        "NetworkPolicy",
+        "ServiceAccount",
+    ]
     assert {d["metadata"]["annotations"]["helm.sh/hook"] for d in hooks} == {"post-delete"}
     [role] = [d for d in hooks if d["kind"] == "ClusterRole"]
     assert _rules(role) == {

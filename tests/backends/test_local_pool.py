@@ -171,3 +171,15 @@ def test_shutdown_leaves_no_process_or_cgroup(stack_env, tmp_path):
     assert wait_until(lambda: not survivors(), 10), f"warm sandboxes outlived their worker: {survivors()}"
     assert not [group for group in groups if group.exists()], "a warm sandbox's cgroup outlived its worker"
     remove_cgroup_parent(parent)
+
+
+def test_a_pool_closed_while_it_fills_leaves_nothing_behind():
+    """Closing while sandboxes are still being set up (bubblewrap killed mid-setup) leaves no process or cgroup."""
+    parent = f"executioner-{new_marker('closing')}"
+    for pause in (0, 0.005, 0.01, 0.02, 0.05):
+        backend = LocalBackend(Settings(local_pool_size=3, cgroup_parent=parent))
+        backend.start_pool()
+        threading.Event().wait(pause)
+        backend.close()
+        assert not warm_processes(parent)[0], f"processes outlived the pool closed after {pause} s"
+    remove_cgroup_parent(parent)

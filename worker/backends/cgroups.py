@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -104,6 +105,19 @@ class SandboxCgroup:
             writes.reverse()
         for path, value in writes:
             _write_if_exists(path, str(value))
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroups (one bubblewrap stopped mid-setup may leave its sandbox waiting)."""
+        for procs_file in self.procs_files():
+            try:
+                pids = Path(procs_file).read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def procs_files(self) -> list[str]:
         return [str(directory / "cgroup.procs") for directory in self.directories]

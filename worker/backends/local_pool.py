@@ -43,6 +43,9 @@ class WarmSandbox:
             if stream:
                 stream.close()
         if self.cgroup:
+            # Killing bubblewrap while its sandbox is still being set up (a pool closing as it refills) can leave the
+            # sandbox's first process waiting for it forever: kill whatever is in the cgroups too.
+            self.cgroup.kill_all()
             self.cgroup.remove()
 
 

@@ -329,6 +329,23 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
+{{/* The egress rule to the Kubernetes API server: its real address and port, which is what most CNIs see after the
+Service's NAT (networkPolicy.kubernetesApi). */}}
+{{- define "executioner.kubernetesApiEgress" -}}
+{{- with .Values.networkPolicy.kubernetesApi }}
+- ports:
+    {{- range .ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- with .cidrs }}
+  to:
+    {{- range . }}
+    - ipBlock: {cidr: {{ . | quote }}}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The egress rule to the cluster's DNS (only where it has one: clusterDNS). */}}
 {{- define "executioner.dnsEgress" -}}
 {{- if .Values.clusterDNS }}

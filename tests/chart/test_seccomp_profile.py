@@ -39,14 +39,18 @@ def test_the_profile_is_installed_and_asked_for_only_when_enabled(render):
 def test_the_installer_holds_nothing_it_does_not_need(render):
     daemonset = render.find(render(values=ENABLED), "DaemonSet")[0]
     spec = daemonset["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
+    # the copy is an init container (the pod is Ready only once the profile is in place); the other one only waits
+    (installer,) = spec["initContainers"]
+    (holder,) = spec["containers"]
     assert spec["automountServiceAccountToken"] is False
-    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    for container in (installer, holder):
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "volumeMounts" not in holder
     host_paths = [v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v]
     assert host_paths == ["/var/lib/kubelet/seccomp"]
-    assert PROFILE_NAME in container["command"][-1]
+    assert PROFILE_NAME in installer["command"][-1]
 
 
 @pytest.mark.cluster

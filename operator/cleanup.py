@@ -28,6 +28,11 @@ def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[s
         "secrets": [],
     }
     namespace = backend.namespace
+    # Pods and Secrets are listed before Jobs: each is made after its Job, so one listed here whose Job is missing
+    # from the later Job listing has truly lost its Job. Listed the other way round, a Job made between the two
+    # listings would have its fresh Secrets deleted from under its pod.
+    pods = backend.core.list_namespaced_pod(namespace, label_selector=SANDBOX_SELECTOR).items
+    secrets = backend.core.list_namespaced_secret(namespace, label_selector=SANDBOX_SELECTOR).items
     jobs = backend.batch.list_namespaced_job(namespace, label_selector=SANDBOX_SELECTOR).items
     live_jobs: set[str] = set()
     for job in jobs:
@@ -39,11 +44,11 @@ def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[s
             done["jobs"].append(job.metadata.name)
         else:
             live_jobs.add(job.metadata.name)
-    for pod in backend.core.list_namespaced_pod(namespace, label_selector=SANDBOX_SELECTOR).items:
+    for pod in pods:
         if _owner_job(pod.metadata) not in live_jobs:
             _delete(backend.core.delete_namespaced_pod, pod.metadata.name, namespace)
             done["pods"].append(pod.metadata.name)
-    for secret in backend.core.list_namespaced_secret(namespace, label_selector=SANDBOX_SELECTOR).items:
+    for secret in secrets:
         if _owner_job(secret.metadata) not in live_jobs:
             _delete(backend.core.delete_namespaced_secret, secret.metadata.name, namespace)
             done["secrets"].append(secret.metadata.name)

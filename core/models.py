@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -47,6 +47,30 @@ class Limits(BaseModel):
     memory_mb: int = Field(description="Memory limit in MiB.")
 
 
+class InputFile(BaseModel):
+    """A file placed in the program's working directory before it starts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: str = Field(description="Relative, normalised path in the working directory, e.g. data.csv or in/a.txt.")
+    content_base64: str = Field(description="The file's bytes, base64-encoded.")
+
+
+class Artifact(BaseModel):
+    """A file the program wrote under outputs/ in its working directory, kept with the result."""
+
+    path: str = Field(description="Its path under outputs/, e.g. plot.png; fetch it at .../artifacts/{path}.")
+    size: int = Field(description="Bytes.")
+    content_type: str = Field(description="Its media type, from the file name's extension.")
+
+
+class ArtifactContent(BaseModel):
+    """An artifact as the sandbox's runner reports it: path (under outputs/) and bytes."""
+
+    path: str
+    content_base64: str
+
+
 class ExecutionSummary(BaseModel):
     """An execution in a list: what it is and how it ended, without its code, input or output
     (read one execution for those), so a page stays small whatever the programs printed."""
@@ -63,6 +87,7 @@ class ExecutionSummary(BaseModel):
     error: str | None = Field(None, description="Why the execution ended the way it did, when not obvious.")
     limits: Limits
     backend: str
+    runtime: str = Field("python", description="The runtime it ran in (GET /v1/runtimes).")
 
 
 class ExecutionPublic(ExecutionSummary):
@@ -72,8 +97,17 @@ class ExecutionPublic(ExecutionSummary):
     stderr: str = ""
     code: str = ""
     stdin: str = ""
+    files: list[InputFile] = Field(default_factory=list, description="The input files it was given.")
+    artifacts: list[Artifact] = Field(
+        default_factory=list, description="Files the program wrote under outputs/ (GET .../artifacts/{path})."
+    )
+    artifacts_truncated: bool = Field(
+        False, description="The program wrote more under outputs/ than the artifact caps keep; the rest was dropped."
+    )
     payload_expired: bool = Field(
-        False, description="code, stdin, stdout and stderr were dropped (EXECUTIONER_PAYLOAD_RETENTION_SECONDS)."
+        False,
+        description="code, stdin, files, stdout, stderr and artifacts were dropped "
+        "(EXECUTIONER_PAYLOAD_RETENTION_SECONDS).",
     )
     limits_enforced: str | None = Field(
         None,
@@ -103,6 +137,8 @@ class Execution(ExecutionPublic):
         limits: Limits,
         backend: str,
         stdin: str = "",
+        runtime: str = "python",
+        files: list[InputFile] | None = None,
         owner: str = "anonymous",
         source: str | None = None,
         status: Status = Status.queued,
@@ -116,6 +152,8 @@ class Execution(ExecutionPublic):
             backend=backend,
             code=code,
             stdin=stdin,
+            runtime=runtime,
+            files=files or [],
             owner=owner,
             source=source,
         )
@@ -154,6 +192,9 @@ class Outcome(BaseModel):
     limits_enforced: str | None = None
     # "warm" or "cold": whether a pooled local sandbox or a freshly started one ran it (kept in the record).
     sandbox_start: str | None = None
+    # What the program left under outputs/, within the caps: stored beside the record, listed in it as Artifacts.
+    artifacts: list[ArtifactContent] = Field(default_factory=list, exclude=True)
+    artifacts_truncated: bool = False
     # When the runner started the program (Unix time): for the start-latency metric, never stored in the record.
     program_started_at: float | None = Field(None, exclude=True)
 
@@ -178,6 +219,8 @@ class ExecutionCreateBase(BaseModel):
 
     code: str
     stdin: str = ""
+    runtime: str = "python"
+    files: list[InputFile] = []
     limits: Limits
 
 
@@ -194,6 +237,19 @@ def execution_create_model(settings: Settings) -> type[ExecutionCreateBase]:
         str, Field(min_length=1, description=f"Python source, at most {settings.max_code_bytes} bytes.")
     ]
     stdin: Any = Annotated[str, Field(description=f"Standard input, at most {settings.max_stdin_bytes} bytes.")]
+    runtime: Any = Annotated[
+        Literal[tuple(settings.runtimes)],
+        Field(description="Which runtime runs the program: its Python and packages (GET /v1/runtimes)."),
+    ]
+    files: Any = Annotated[
+        list[InputFile],
+        Field(
+            max_length=settings.max_input_files,
+            description=f"Files placed in the program's working directory before it starts: at most "
+            f"{settings.max_input_files}, {settings.max_input_file_bytes} bytes each and "
+            f"{settings.max_input_files_total_bytes} bytes together.",
+        ),
+    ]
     limits = create_model(
         "LimitsCreate",
         __config__=ConfigDict(extra="forbid", strict=True),
@@ -205,5 +261,7 @@ def execution_create_model(settings: Settings) -> type[ExecutionCreateBase]:
         __base__=ExecutionCreateBase,
         code=(code, ...),
         stdin=(stdin, ""),
+        runtime=(runtime, "python"),
+        files=(files, Field(default_factory=list)),
         limits=(limits, Field(default_factory=limits)),
     )

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     min_memory_mb: int = Field(32, ge=16)
     max_memory_mb: int = Field(512, ge=16)
     max_wait_seconds: float = Field(30.0, ge=0)
+    # Input files per execution: how many, the bytes of each (decoded) and of all together.
+    max_input_files: int = Field(8, ge=0)
+    max_input_file_bytes: int = Field(1024 * 1024, ge=0)
+    max_input_files_total_bytes: int = Field(2 * 1024 * 1024, ge=0)
+    # Artifacts (files the program writes under outputs/): how many are kept and their bytes together; beyond, the
+    # rest is dropped and the result says so (artifacts_truncated).
+    max_artifacts: int = Field(8, ge=0)
+    max_artifact_bytes: int = Field(2 * 1024 * 1024, ge=0)
     # Requests one key may have waiting (`?wait`) or streaming (events) at once; neither costs a thread, each memory.
     max_waiters_per_key: int = Field(100, ge=0)
 
@@ -82,8 +90,14 @@ class Settings(BaseSettings):
     # CPU of a sandbox pod, in cores: its request and its limit (equal, so the pod is Guaranteed QoS).
     cpu_limit: float = Field(0.5, gt=0)
 
+    # Runtimes offered (comma-separated, from GET /v1/runtimes' list of known ones); "python" is the default.
+    runtimes: Annotated[list[str], NoDecode] = ["python", "python-data"]
+
     # Local backend.
     bwrap_path: str = "bwrap"
+    # Where `executioner prepare-runtimes` (run by `make up`) installs each runtime's pinned packages, one read-only
+    # directory per runtime and lock file; a worker binds the execution's into its sandbox.
+    runtimes_dir: str = "~/.cache/executioner/runtimes"
     sandbox_python: str = "/usr/bin/python3"
     # Host UID/GID that bubblewrap runs as when the worker is root.
     sandbox_uid: int = 65534
@@ -117,6 +131,8 @@ class Settings(BaseSettings):
     # Kubernetes backend.
     sandbox_namespace: str = "executioner-sandbox"
     sandbox_image: str = "executioner/sandbox:0.1.0"
+    # Sandbox images of the other runtimes (JSON, runtime name to image); the "python" runtime uses sandbox_image.
+    runtime_images: dict[str, str] = {"python-data": "executioner/sandbox-python-data:0.1.0"}
     # RuntimeClass for sandbox pods, e.g. "gvisor" (recommended where the cluster offers it).
     runtime_class_name: str | None = None
     # The ServiceAccount sandbox pods run as: it must exist, mount no token and hold no permissions (the chart and
@@ -147,7 +163,7 @@ class Settings(BaseSettings):
     state_dir: str = "~/.local/state/executioner"
     local_redis_maxmemory_mb: int = Field(256, ge=16)
 
-    @field_validator("api_keys", "allowed_hosts", "cors_origins", "cgroup_delegate", mode="before")
+    @field_validator("api_keys", "allowed_hosts", "cors_origins", "cgroup_delegate", "runtimes", mode="before")
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -163,6 +179,21 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("runtimes")
+    @classmethod
+    def known_runtimes(cls, value: list[str]) -> list[str]:
+        from executioner.runtimes import DEFAULT_RUNTIME, RUNTIMES
+
+        if unknown := [name for name in value if name not in RUNTIMES]:
+            raise ValueError(f"EXECUTIONER_RUNTIMES names unknown runtimes {unknown}; known: {sorted(RUNTIMES)}")
+        if DEFAULT_RUNTIME not in value:
+            raise ValueError(f"EXECUTIONER_RUNTIMES must include the default runtime {DEFAULT_RUNTIME!r}")
+        return value
+
+    def runtime_image(self, runtime: str) -> str:
+        """The sandbox image of a runtime on Kubernetes."""
+        return self.sandbox_image if runtime == "python" else self.runtime_images[runtime]
+
     @model_validator(mode="after")
     def check_limits(self) -> Settings:
         if not self.min_memory_mb <= self.default_memory_mb <= self.max_memory_mb:
@@ -177,6 +208,10 @@ class Settings(BaseSettings):
                 "EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB is too small for EXECUTIONER_OUTPUT_LIMIT_BYTES: a sandbox's "
                 f"log may hold {SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE} times the output limit"
             )
+        if self.backend == "kubernetes" and (
+            missing := [name for name in self.runtimes if name != "python" and name not in self.runtime_images]
+        ):
+            raise ValueError(f"EXECUTIONER_RUNTIME_IMAGES has no sandbox image for the runtimes {missing}")
         return self
 
     # Deadlines, written once. The runner stops the program at its timeout; these are the worker's backstops.

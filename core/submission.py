@@ -14,8 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from executioner.admission import Admission, Refusal, caps_for, refusal_for_cap
+from executioner.files import decoded, path_problem
 from executioner.models import Execution, ExecutionCreateBase, Limits, Status, execution_create_model
 from executioner.queue import ExecutionQueue
+from executioner.runtimes import RUNTIMES
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 
@@ -36,6 +38,20 @@ class TooLarge(InvalidSubmission):
     def __init__(self, field: str, limit: int):
         super().__init__([{"loc": [field], "msg": f"{field} is larger than {limit} bytes", "type": "too_large"}])
         self.field = field
+
+
+def invalid_file(index: int, path: str, message: str, kind: str = "value_error") -> InvalidSubmission:
+    return InvalidSubmission([{"loc": ["files", index, "path"], "msg": f"file {path!r}: {message}", "type": kind}])
+
+
+class FileTooLarge(TooLarge):
+    """An input file (or all of them together) is larger than the deployment allows."""
+
+    def __init__(self, index: int, path: str, message: str):
+        InvalidSubmission.__init__(
+            self, [{"loc": ["files", index, "content_base64"], "msg": f"file {path!r}: {message}", "type": "too_large"}]
+        )
+        self.field = "files"
 
 
 class Refused(RuntimeError):
@@ -61,12 +77,19 @@ class Submitter:
         # The same model the API's schema shows, so both paths enforce the same bounds.
         self.request_model = execution_create_model(settings)
 
-    def validate(self, code: str, stdin: str, limits: Mapping[str, Any]) -> tuple[ExecutionCreateBase, int]:
-        """The request checked against the deployment's bounds, and its size in bytes; InvalidSubmission if not."""
+    def validate(
+        self,
+        code: str,
+        stdin: str,
+        limits: Mapping[str, Any],
+        runtime: str = "python",
+        files: list[Mapping[str, Any]] | None = None,
+    ) -> tuple[ExecutionCreateBase, int]:
+        """The request checked against the deployment's bounds, and its size in bytes; InvalidSubmission if not.
+        A request that sets no memory limit gets its runtime's default (numpy and pandas need more than print)."""
+        body = {"code": code, "stdin": stdin, "runtime": runtime, "files": [dict(f) for f in files or []]}
         try:
-            request: ExecutionCreateBase = self.request_model.model_validate(
-                {"code": code, "stdin": stdin, "limits": dict(limits)}
-            )
+            request: ExecutionCreateBase = self.request_model.model_validate({**body, "limits": dict(limits)})
         except ValidationError as exc:
             raise InvalidSubmission(
                 [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
@@ -76,7 +99,49 @@ class Submitter:
             raise TooLarge("code", self.settings.max_code_bytes)
         if stdin_bytes > self.settings.max_stdin_bytes:
             raise TooLarge("stdin", self.settings.max_stdin_bytes)
-        return request, code_bytes + stdin_bytes
+        files_bytes = self.check_files(request)
+        runtime_memory = RUNTIMES[request.runtime].default_memory_mb
+        if runtime_memory and "memory_mb" not in request.limits.model_fields_set:
+            memory = min(self.settings.max_memory_mb, max(self.settings.default_memory_mb, runtime_memory))
+            request.limits = request.limits.model_copy(update={"memory_mb": memory})
+        return request, code_bytes + stdin_bytes + files_bytes
+
+    def check_files(self, request: ExecutionCreateBase) -> int:
+        """Paths safe and distinct, content base64 within the per-file and total caps; returns the total bytes."""
+        total, seen = 0, set[str]()
+        for index, file in enumerate(request.files):
+            if problem := path_problem(file.path):
+                raise invalid_file(index, file.path, problem)
+            # A file and a directory of the same name, or the same file twice, cannot both be placed.
+            prefixes = {"/".join(file.path.split("/")[:depth]) for depth in range(1, file.path.count("/") + 1)}
+            if file.path in seen or prefixes & seen or any(other.startswith(file.path + "/") for other in seen):
+                raise invalid_file(index, file.path, "the path repeats or clashes with another file's")
+            seen.add(file.path)
+            # base64 is 4/3 of its bytes: refuse what cannot fit before decoding it.
+            if len(file.content_base64) > 4 * (self.settings.max_input_file_bytes // 3 + 1):
+                raise FileTooLarge(index, file.path, f"larger than {self.settings.max_input_file_bytes} bytes")
+            try:
+                size = len(decoded(file))
+            except ValueError as exc:
+                raise InvalidSubmission(
+                    [
+                        {
+                            "loc": ["files", index, "content_base64"],
+                            "msg": f"file {file.path!r}: {exc}",
+                            "type": "value_error",
+                        }
+                    ]
+                ) from None
+            if size > self.settings.max_input_file_bytes:
+                raise FileTooLarge(index, file.path, f"larger than {self.settings.max_input_file_bytes} bytes")
+            total += size
+            if total > self.settings.max_input_files_total_bytes:
+                raise FileTooLarge(
+                    index,
+                    file.path,
+                    f"the files together are larger than {self.settings.max_input_files_total_bytes} bytes",
+                )
+        return total
 
     def submit(
         self,
@@ -85,19 +150,23 @@ class Submitter:
         code: str,
         stdin: str = "",
         limits: Mapping[str, Any] | None = None,
+        runtime: str = "python",
+        files: list[Mapping[str, Any]] | None = None,
         source: str | None = None,
         refusal_subject: str = "this key",
     ) -> Execution:
         """Check, admit, record (atomically with the caps' check) and queue a new execution.
         Raises InvalidSubmission (or TooLarge), Refused or EnqueueFailed; `refusal_subject` names the owner in
         refusals ("this key", "namespace team-a")."""
-        request, size = self.validate(code, stdin, limits or {})
+        request, size = self.validate(code, stdin, limits or {}, runtime, files)
         refusal = self.admission.check(owner, incoming_bytes=size)
         if refusal:
             raise Refused(refusal)
         execution = Execution.new(
             code=request.code,
             stdin=request.stdin,
+            runtime=request.runtime,
+            files=request.files,
             limits=Limits.model_validate(request.limits.model_dump()),
             backend=self.settings.backend,
             owner=owner,

@@ -127,6 +127,27 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Artifact
+         * @description A file the program wrote under outputs/ in its working directory, kept with the result.
+         */
+        Artifact: {
+            /**
+             * Path
+             * @description Its path under outputs/, e.g. plot.png; fetch it at .../artifacts/{path}.
+             */
+            path: string;
+            /**
+             * Size
+             * @description Bytes.
+             */
+            size: number;
+            /**
+             * Content Type
+             * @description Its media type, from the file name's extension.
+             */
+            content_type: string;
+        };
         /** ExecutionCreate */
         ExecutionCreate: {
             /**
@@ -140,6 +161,18 @@ export interface components {
              * @default
              */
             stdin: string;
+            /**
+             * Runtime
+             * @description Which runtime runs the program: its Python and packages (GET /v1/runtimes).
+             * @default python
+             * @enum {string}
+             */
+            runtime: "python" | "python-data";
+            /**
+             * Files
+             * @description Files placed in the program's working directory before it starts: at most 8, 1048576 bytes each and 2097152 bytes together.
+             */
+            files?: components["schemas"]["InputFile"][];
             limits?: components["schemas"]["LimitsCreate"];
         };
         /** ExecutionPage */
@@ -192,6 +225,12 @@ export interface components {
             /** Backend */
             backend: string;
             /**
+             * Runtime
+             * @description The runtime it ran in (GET /v1/runtimes).
+             * @default python
+             */
+            runtime: string;
+            /**
              * Stdout
              * @default
              */
@@ -212,8 +251,24 @@ export interface components {
              */
             stdin: string;
             /**
+             * Files
+             * @description The input files it was given.
+             */
+            files?: components["schemas"]["InputFile"][];
+            /**
+             * Artifacts
+             * @description Files the program wrote under outputs/ (GET .../artifacts/{path}).
+             */
+            artifacts?: components["schemas"]["Artifact"][];
+            /**
+             * Artifacts Truncated
+             * @description The program wrote more under outputs/ than the artifact caps keep; the rest was dropped.
+             * @default false
+             */
+            artifacts_truncated: boolean;
+            /**
              * Payload Expired
-             * @description code, stdin, stdout and stderr were dropped (EXECUTIONER_PAYLOAD_RETENTION_SECONDS).
+             * @description code, stdin, files, stdout, stderr and artifacts were dropped (EXECUTIONER_PAYLOAD_RETENTION_SECONDS).
              * @default false
              */
             payload_expired: boolean;
@@ -268,11 +323,33 @@ export interface components {
             limits: components["schemas"]["Limits"];
             /** Backend */
             backend: string;
+            /**
+             * Runtime
+             * @description The runtime it ran in (GET /v1/runtimes).
+             * @default python
+             */
+            runtime: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * InputFile
+         * @description A file placed in the program's working directory before it starts.
+         */
+        InputFile: {
+            /**
+             * Path
+             * @description Relative, normalised path in the working directory, e.g. data.csv or in/a.txt.
+             */
+            path: string;
+            /**
+             * Content Base64
+             * @description The file's bytes, base64-encoded.
+             */
+            content_base64: string;
         };
         /** Limits */
         Limits: {

@@ -129,6 +129,7 @@ export default function App({ client: injected, retryMs }: AppProps) {
     const body = {
       code,
       stdin,
+      runtime: 'python' as const,
       limits: { timeout_seconds: Number(timeoutSeconds), memory_mb: Number(memoryMb) },
     }
     const created = await exec.run(body)

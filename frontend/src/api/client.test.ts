@@ -16,7 +16,7 @@ describe('createApiClient', () => {
   it('calls the API with relative /v1 URLs', async () => {
     const { http, seen } = recordingHttp()
     const client = createApiClient(() => null, http)
-    await client.createExecution({ code: 'print(1)', stdin: '', limits: { timeout_seconds: 5, memory_mb: 128 } })
+    await client.createExecution({ code: 'print(1)', stdin: '', runtime: 'python', limits: { timeout_seconds: 5, memory_mb: 128 } })
     await client.getExecution('a/b')
     await client.listExecutions()
     await client.cancelExecution('abc')

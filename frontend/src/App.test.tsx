@@ -46,6 +46,7 @@ describe('App', () => {
     expect(client.createExecution).toHaveBeenCalledWith({
       code: 'print(input())',
       stdin: 'neon',
+      runtime: 'python',
       limits: { timeout_seconds: 2.5, memory_mb: 128 },
     })
     await waitFor(() => expect(status()).toHaveTextContent(/^succeeded$/))

@@ -27,7 +27,7 @@ describe('createApiClient', () => {
       'delete /v1/executions/abc',
     ])
     expect(seen[2]!.params).toEqual({ limit: 20 })
-    expect(JSON.parse(seen[0]!.data as string)).toEqual({ code: 'print(1)', stdin: '', limits: { timeout_seconds: 5, memory_mb: 128 } })
+    expect(JSON.parse(seen[0]!.data as string)).toEqual({ code: 'print(1)', stdin: '', runtime: 'python', limits: { timeout_seconds: 5, memory_mb: 128 } })
   })
 
   it('sends Authorization: Bearer only when a key is set, reading it on every request', async () => {

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(30.0, ge=0)
     # Input files per execution: how many, the bytes of each (decoded) and of all together.
     max_input_files: int = Field(8, ge=0)
-    max_input_file_bytes: int = Field(1024 * 1024, ge=0)
+    max_input_file_bytes: int = Field(1_000_000, ge=0)
     max_input_files_total_bytes: int = Field(2 * 1024 * 1024, ge=0)
     # Artifacts (files the program writes under outputs/): how many are kept and their bytes together; beyond, the
     # rest is dropped and the result says so (artifacts_truncated).

@@ -170,7 +170,7 @@ export interface components {
             runtime: "python" | "python-data";
             /**
              * Files
-             * @description Files placed in the program's working directory before it starts: at most 8, 1048576 bytes each and 2097152 bytes together.
+             * @description Files placed in the program's working directory before it starts: at most 8, 1000000 bytes each and 2097152 bytes together.
              */
             files?: components["schemas"]["InputFile"][];
             limits?: components["schemas"]["LimitsCreate"];

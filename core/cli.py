@@ -114,6 +114,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_runtimes(args: argparse.Namespace) -> int:
+    """Install the offered runtimes' pinned packages for the local sandbox (once per lock file)."""
+    from executioner.runtime_packages import prepare_offered
+
+    try:
+        prepare_offered(Settings(), say=lambda line: print(f"executioner: {line}", flush=True))
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"executioner: cannot prepare the runtimes: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from executioner.worker.backends.local import LocalBackend  # the sandbox itself, loaded only to run
 
@@ -502,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run a file in the local sandbox, without a server")
     add_limits(run)
     run.set_defaults(handler=cmd_run)
+
+    prepare = commands.add_parser(
+        "prepare-runtimes",
+        help="install the runtimes' pinned packages for the local sandbox (EXECUTIONER_RUNTIMES_DIR; cached by lock)",
+    )
+    prepare.set_defaults(handler=cmd_prepare_runtimes)
 
     doctor = commands.add_parser("doctor", help="show how the local sandbox's limits are enforced for this user")
     doctor.set_defaults(handler=cmd_doctor)

@@ -20,8 +20,17 @@ INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/w
 
 
 def path_problem(path: str) -> str | None:
-    """Why `path` cannot name a file in the working directory, or None: it must be relative, normalised (no `.`,
-    `..` or empty parts), printable, and short; outputs/ is the program's own."""
+    """Why `path` cannot name an input file in the working directory, or None: it must be relative, normalised (no
+    `.`, `..` or empty parts), printable, and short; outputs/ is the program's own."""
+    if problem := relative_path_problem(path):
+        return problem
+    if path.split("/")[0] == OUTPUTS_DIR:
+        return f"{OUTPUTS_DIR}/ is where the program's artifacts go; input files go elsewhere"
+    return None
+
+
+def relative_path_problem(path: str) -> str | None:
+    """Why `path` is not a relative, normalised, printable and short path, or None (input files and artifacts)."""
     if not path:
         return "the path is empty"
     if len(path.encode()) > MAX_PATH_BYTES:
@@ -35,8 +44,6 @@ def path_problem(path: str) -> str | None:
         return "the path is not normalised (no empty, . or .. parts)"
     if len(parts) > MAX_PATH_DEPTH:
         return f"the path is deeper than {MAX_PATH_DEPTH} directories"
-    if parts[0] == OUTPUTS_DIR:
-        return f"{OUTPUTS_DIR}/ is where the program's artifacts go; input files go elsewhere"
     return None
 
 

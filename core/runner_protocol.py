@@ -15,7 +15,9 @@ from typing import Protocol
 from pydantic import ValidationError
 
 import executioner.sandbox.runner as runner_module
+from executioner.files import relative_path_problem
 from executioner.models import Execution, Outcome, Status
+from executioner.runtimes import RUNTIME_PACKAGES_PATH, RUNTIMES
 from executioner.settings import Settings
 
 # Paths inside every sandbox, whatever the backend.
@@ -23,6 +25,9 @@ RUNNER_PATH = "/opt/executioner/runner.py"
 INPUT_DIR = "/sandbox"
 CODE_PATH = f"{INPUT_DIR}/main.py"
 STDIN_PATH = f"{INPUT_DIR}/stdin"
+# A cold sandbox's input files: one file each, in the request's order, and the manifest the runner places them from.
+FILES_DIR = f"{INPUT_DIR}/files"
+FILES_MANIFEST_PATH = f"{INPUT_DIR}/files.json"
 RUNNER_STATUSES = {Status.succeeded, Status.failed, Status.timed_out, Status.memory_exceeded, Status.error}
 # How the runner's live-output lines begin (the envelope begins with '{"v":'). Only the runner writes its stdout.
 CHUNK_PREFIX = '{"stream":'
@@ -31,6 +36,22 @@ OUTPUT_STREAMS = ("stdout", "stderr")
 
 def runner_source() -> Path:
     return Path(runner_module.__file__)
+
+
+def input_file_source(index: int) -> str:
+    """Where the execution's input file number `index` is inside a cold sandbox."""
+    return f"{FILES_DIR}/{index}"
+
+
+def files_manifest(execution: Execution) -> bytes:
+    """The manifest at FILES_MANIFEST_PATH: each input file's path in the working directory and where it is."""
+    entries = [{"path": file.path, "source": input_file_source(i)} for i, file in enumerate(execution.files)]
+    return json.dumps(entries).encode()
+
+
+def runtime_has_packages(execution: Execution) -> bool:
+    """Whether the execution's runtime brings packages (at RUNTIME_PACKAGES_PATH in its sandbox)."""
+    return bool(RUNTIMES[execution.runtime].packages)
 
 
 def runner_args(execution: Execution, settings: Settings, *, memory_rlimit: bool, max_processes: int) -> list[str]:
@@ -52,7 +73,15 @@ def runner_args(execution: Execution, settings: Settings, *, memory_rlimit: bool
         str(settings.max_file_bytes),
         "--workdir",
         "/tmp",
+        "--max-artifacts",
+        str(settings.max_artifacts),
+        "--max-artifact-bytes",
+        str(settings.max_artifact_bytes),
     ]
+    if execution.files:
+        args += ["--files", FILES_MANIFEST_PATH]
+    if runtime_has_packages(execution):
+        args += ["--runtime-path", RUNTIME_PACKAGES_PATH]
     if memory_rlimit:
         args.append("--memory-rlimit")
     return args
@@ -65,11 +94,14 @@ CODE_FD = runner_module.CODE_FD
 
 def warm_job(execution: Execution, settings: Settings, *, memory_rlimit: bool, max_processes: int) -> bytes:
     """The job a warm sandbox waits for: its length (8 bytes, big-endian), then the runner's options (as for a cold
-    start, minus the stdin file), the code and the stdin, in JSON."""
+    start, minus the stdin file and the files' manifest), the code, the stdin and the input files, in JSON."""
     args = runner_args(execution, settings, memory_rlimit=memory_rlimit, max_processes=max_processes)
-    at = args.index("--stdin")
-    del args[at : at + 2]
-    body = json.dumps({"args": args, "code": execution.code, "stdin": execution.stdin}).encode()
+    for option in ("--stdin", "--files"):
+        if option in args:
+            at = args.index(option)
+            del args[at : at + 2]
+    files = [file.model_dump() for file in execution.files]
+    body = json.dumps({"args": args, "code": execution.code, "stdin": execution.stdin, "files": files}).encode()
     return len(body).to_bytes(runner_module.JOB_LENGTH_BYTES, "big") + body
 
 
@@ -148,4 +180,20 @@ def parse_envelope(output: str) -> Outcome:
         raise EnvelopeError(f"the sandbox reported an invalid result: {exc.errors()[0]['msg']}") from exc
     if outcome.status not in RUNNER_STATUSES:
         raise EnvelopeError(f"the sandbox reported an impossible status {outcome.status}")
+    check_artifacts(outcome)
     return outcome
+
+
+def check_artifacts(outcome: Outcome) -> None:
+    """Artifacts as the runner collects them: distinct relative paths (under outputs/), base64 bytes."""
+    seen = set()
+    for artifact in outcome.artifacts:
+        if problem := relative_path_problem(artifact.path):
+            raise EnvelopeError(f"the sandbox reported an artifact at an invalid path {artifact.path!r}: {problem}")
+        if artifact.path in seen:
+            raise EnvelopeError(f"the sandbox reported the artifact {artifact.path!r} twice")
+        seen.add(artifact.path)
+        try:
+            base64.b64decode(artifact.content_base64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise EnvelopeError(f"the sandbox reported the artifact {artifact.path!r} in invalid base64") from exc

@@ -10,6 +10,9 @@ exactly the bytes the envelope reports. User code never holds a descriptor
 to that stdout, cannot ptrace or open /proc/1/fd of a non-dumpable process, and
 cannot signal PID 1, so it can neither forge nor suppress the envelope.
 
+Input files are placed in the program's working directory before it starts, and once every process of the sandbox
+is dead, the regular files it left under outputs/ there come back in the envelope as artifacts (within caps).
+
 Standard library only: the sandbox image has nothing else.
 """
 
@@ -52,6 +55,10 @@ OPTIONS = {
     "--max-file-bytes": int,
     "--max-open-files": int,
     "--workdir": str,
+    "--files": str,  # path of the input files' manifest: [{"path": in the workdir, "source": a file}, ...]
+    "--runtime-path": str,  # the runtime's packages, put on the program's sys.path
+    "--max-artifacts": int,  # how many files under <workdir>/outputs/ come back
+    "--max-artifact-bytes": int,  # how many bytes they may hold together
 }
 # Enforce memory with RLIMIT_AS, when no memory cgroup contains the sandbox.
 FLAGS = {"--memory-rlimit"}
@@ -68,6 +75,10 @@ DEFAULTS = {
     "max_open_files": 256,
     "workdir": "/tmp",
     "memory_rlimit": False,
+    "files": None,
+    "runtime_path": None,
+    "max_artifacts": 0,
+    "max_artifact_bytes": 0,
 }
 REQUIRED = ("code", "timeout", "memory_mb")
 
@@ -83,6 +94,10 @@ class Options(SimpleNamespace):
     max_file_bytes: int
     max_open_files: int
     workdir: str
+    files: str | None
+    runtime_path: str | None
+    max_artifacts: int
+    max_artifact_bytes: int
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -286,7 +301,8 @@ def child_setup(args: Options) -> None:
 
 def read_job(fd: int) -> dict:
     """A warm sandbox's job: an 8-byte big-endian length, then that many bytes of JSON
-    {"args": [runner options], "code": str, "stdin": str}. Blocks until the worker sends it."""
+    {"args": [runner options], "code": str, "stdin": str, "files": [{"path", "content_base64"}]}. Blocks until the
+    worker sends it."""
     import fcntl  # noqa: F401 - for memory_file, imported while the sandbox waits
     import json
 
@@ -318,7 +334,7 @@ def memory_file(name: str, content: bytes) -> int:
     return fd
 
 
-def become_program(path: str, env: dict[str, str]) -> None:
+def become_program(path: str, env: dict[str, str], runtime_path: str | None = None) -> None:
     """Run the program in this forked child as `python3 -I -u PATH` would, without starting a second
     interpreter (that would double every execution's start-up cost): a fresh __main__, site loaded,
     unbuffered stdio, and tracebacks and exit statuses exactly as Python reports them. Never returns."""
@@ -337,6 +353,8 @@ def become_program(path: str, env: dict[str, str]) -> None:
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr  # type: ignore[misc]  # as a fresh interpreter has them
     sys.argv = [path]
     site.main()
+    if runtime_path:
+        add_runtime_path(runtime_path)
     main = types.ModuleType("__main__")
     main.__dict__.update({"__file__": path, "__builtins__": builtins, "__cached__": None})
     sys.modules["__main__"] = main
@@ -403,19 +421,234 @@ def kill_everything(child_pid: int) -> None:
             pass
 
 
-def reap_all() -> None:
+def end_everything(child_pid: int) -> None:
+    """Kill every process of the sandbox and wait until each is gone (as PID 1, every process in the namespace is
+    the runner's child once its parent dies): nothing can write in the working directory after this returns."""
     while True:
+        kill_everything(child_pid)
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            os.waitpid(-1, 0)
         except ChildProcessError:
             return
-        if pid == 0:
-            return
 
 
-def run(args: Options, source: bytes | None = None, stdin_data: bytes | None = None) -> dict:
+# Input files and artifacts. Paths are re-checked here, whatever the backend checked before (defence in depth), and
+# every step opens relative to a directory descriptor without following links.
+OUTPUTS_DIR = "outputs"
+MAX_PATH_BYTES = 255
+MAX_PATH_DEPTH = 8
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Where a runtime with packages keeps matplotlib's writable configuration and caches, in the working directory;
+# what its packages directory holds ready for it (the font list, built when the runtime was prepared) is copied there.
+MPLCONFIG_DIR = ".matplotlib"
+PREPARED_MPLCONFIG_DIR = ".mplconfig"
+
+
+class InputFileError(Exception):
+    """An input file that cannot be placed: the execution ends `error` before the program starts."""
+
+
+def input_path_parts(path: object) -> list[str]:
+    """The parts of an input file's path: relative, normalised, under neither outputs/ nor anything odd."""
+    if not isinstance(path, str) or not path or "\\" in path or "\0" in path or len(path.encode()) > MAX_PATH_BYTES:
+        raise InputFileError(f"the input file path {path!r} is not a valid relative path")
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts) or len(parts) > MAX_PATH_DEPTH:
+        raise InputFileError(f"the input file path {path!r} is not relative and normalised (no /, .. or . parts)")
+    if parts[0] == OUTPUTS_DIR:
+        raise InputFileError(f"the input file path {path!r} is under {OUTPUTS_DIR}/, where the artifacts go")
+    return parts
+
+
+def place_file(workdir_fd: int, path: str, content: bytes) -> None:
+    """Write `content` at `path` under the working directory, creating its parent directories; never through a
+    link, never over an existing file."""
+    *parents, name = input_path_parts(path)
+    fd = os.dup(workdir_fd)
+    try:
+        for part in parents:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            parent = os.open(part, DIRECTORY_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(out, view) :]
+        finally:
+            os.close(out)
+    except OSError as exc:
+        raise InputFileError(f"cannot place the input file {path!r}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def read_manifest(manifest: str) -> list[tuple[str, bytes]]:
+    """The input files a cold sandbox was given: the manifest names each one's path and where its bytes are."""
+    import json
+
+    with open(manifest, "rb") as f:
+        entries = json.load(f)
+    files = []
+    for entry in entries:
+        with open(entry["source"], "rb") as f:
+            files.append((entry["path"], f.read()))
+    return files
+
+
+def inline_files(entries: list[dict]) -> list[tuple[str, bytes]]:
+    """The input files a warm sandbox's job carries: [{"path", "content_base64"}]."""
+    from binascii import a2b_base64
+
+    return [(entry["path"], a2b_base64(entry["content_base64"], strict_mode=True)) for entry in entries]
+
+
+def prepare_workdir(workdir: str, files: list[tuple[str, bytes]]) -> None:
+    """Place the input files and create outputs/, before the program exists."""
+    workdir_fd = os.open(workdir, DIRECTORY_FLAGS)
+    try:
+        for path, content in files:
+            place_file(workdir_fd, path, content)
+        os.mkdir(OUTPUTS_DIR, 0o755, dir_fd=workdir_fd)
+    finally:
+        os.close(workdir_fd)
+
+
+def copy_prepared_config(runtime_path: str, workdir: str) -> None:
+    """Give matplotlib the caches prepared with the runtime (rebuilding its font list costs every plot a few hundred
+    milliseconds, and asks fontconfig, which has no configuration in the sandbox)."""
+    source = f"{runtime_path}/{PREPARED_MPLCONFIG_DIR}"
+    if not os.path.isdir(source):
+        return
+    target = f"{workdir}/{MPLCONFIG_DIR}"
+    os.mkdir(target, 0o755)
+    for name in os.listdir(source):
+        try:
+            with open(f"{source}/{name}", "rb") as f:
+                content = f.read()
+        except OSError:
+            continue
+        with open(f"{target}/{name}", "xb") as f:
+            f.write(content)
+
+
+def add_runtime_path(path: str) -> None:
+    """Put a runtime's packages on sys.path (its .pth files processed) ahead of the interpreter's own site
+    directories, so its pinned versions win."""
+    import site
+
+    before = len(sys.path)
+    site.addsitedir(path)
+    added = sys.path[before:]
+    del sys.path[before:]
+    at = next((i for i, entry in enumerate(sys.path) if entry.endswith(("site-packages", "dist-packages"))), before)
+    sys.path[at:at] = added
+
+
+def artifact_name_ok(name: str) -> bool:
+    """Whether a name under outputs/ can be an artifact's path part: printable UTF-8, no backslash."""
+    import unicodedata
+
+    # undecodable bytes come out of os.scandir as lone surrogates (category Cs)
+    return "\\" not in name and not any(unicodedata.category(ch)[0] == "C" for ch in name)
+
+
+def walk_outputs(dir_fd: int, prefix: str, depth: int, left_out: list[str]):
+    """(directory descriptor, name, path) of each regular file under a directory, sorted by path; what cannot be an
+    artifact's path goes to `left_out`. Never follows a link."""
+    entries = []
+    with os.scandir(dir_fd) as listing:
+        for entry in listing:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if is_dir or entry.is_file(follow_symlinks=False):  # links, FIFOs, devices and sockets never are
+                # A directory sorts as "name/": the walk then yields paths in the order their strings sort.
+                entries.append((entry.name + "/" if is_dir else entry.name, is_dir))
+    entries.sort()
+    for key, is_dir in entries:
+        name = key[:-1] if is_dir else key
+        path = prefix + name
+        if (
+            not artifact_name_ok(name)
+            or len(path.encode()) > MAX_PATH_BYTES
+            or (is_dir and depth + 1 >= MAX_PATH_DEPTH)
+        ):
+            left_out.append(path)
+        elif is_dir:
+            try:
+                child = os.open(name, DIRECTORY_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                yield from walk_outputs(child, path + "/", depth + 1, left_out)
+            finally:
+                os.close(child)
+        else:
+            yield dir_fd, name, path
+
+
+def read_regular_file(dir_fd: int, name: str, room: int) -> bytes | None:
+    """A regular file's bytes if it holds at most `room`; None otherwise (or when it is not a regular file)."""
+    import stat
+
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > room:
+            return None
+        content = bytearray()
+        while len(content) <= room and (piece := os.read(fd, min(room + 1 - len(content), 1 << 20))):
+            content += piece
+        return bytes(content) if len(content) <= room else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def collect_artifacts(workdir: str, max_count: int, max_bytes: int) -> tuple[list[dict], bool]:
+    """The regular files under <workdir>/outputs/, sorted by path, within both caps; and whether anything was left
+    out. Called once every process of the sandbox is dead. Links are never followed; FIFOs, devices and sockets are
+    skipped (a FIFO is never opened, so it cannot hang the runner)."""
+    try:
+        outputs_fd = os.open(f"{workdir}/{OUTPUTS_DIR}", DIRECTORY_FLAGS)
+    except OSError:
+        return [], False  # the program removed outputs/ (or put a link in its place): nothing to collect
+    artifacts: list[dict] = []
+    left_out: list[str] = []
+    total = 0
+    try:
+        for dir_fd, name, path in walk_outputs(outputs_fd, "", 0, left_out):
+            if len(artifacts) >= max_count:
+                return artifacts, True
+            content = read_regular_file(dir_fd, name, max_bytes - total)
+            if content is None:
+                left_out.append(path)
+                continue
+            total += len(content)
+            artifacts.append({"path": path, "content_base64": b2a_base64(content, newline=False).decode()})
+    except OSError:
+        left_out.append("")
+    finally:
+        os.close(outputs_fd)
+    return artifacts, bool(left_out)
+
+
+def run(
+    args: Options,
+    source: bytes | None = None,
+    stdin_data: bytes | None = None,
+    files: list[tuple[str, bytes]] | None = None,
+) -> dict:
     """Run the program at args.code with stdin from args.stdin; in a warm sandbox, `source` and `stdin_data`
-    instead: the program holds its source at CODE_FD, where the sandbox's CODE_PATH symlink points."""
+    instead: the program holds its source at CODE_FD, where the sandbox's CODE_PATH symlink points. `files` (path,
+    bytes) are placed in the working directory first; what the program leaves in its outputs/ comes back."""
     code_fd = memory_file("main.py", source) if source is not None else None
     if stdin_data is not None:
         stdin_fd = memory_file("stdin", stdin_data)
@@ -424,8 +657,16 @@ def run(args: Options, source: bytes | None = None, stdin_data: bytes | None = N
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     oom_before = read_oom_kills()
-    workdir = args.workdir if os.path.isdir(args.workdir) else "/"
+    has_workdir = os.path.isdir(args.workdir)
+    workdir = args.workdir if has_workdir else "/"
+    if has_workdir or files:
+        prepare_workdir(workdir, files or [])
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
+    if args.runtime_path:
+        # Plots render to files (no display in a sandbox); matplotlib's caches go where the program may write.
+        env.update(MPLBACKEND="Agg", MPLCONFIGDIR=f"{workdir}/{MPLCONFIG_DIR}")
+        if has_workdir:
+            copy_prepared_config(args.runtime_path, workdir)
 
     program = os.path.abspath(args.code)
     started = time.monotonic()
@@ -442,7 +683,7 @@ def run(args: Options, source: bytes | None = None, stdin_data: bytes | None = N
             os.closerange(3 if code_fd is None else CODE_FD + 1, 65536)
             os.chdir(workdir)
             child_setup(args)
-            become_program(program, env)
+            become_program(program, env, args.runtime_path)
         except BaseException as exc:  # noqa: BLE001 - report and die, never return into the runner
             os.write(2, f"sandbox runner: cannot start the program: {exc}\n".encode())
         os._exit(127)
@@ -489,8 +730,10 @@ def run(args: Options, source: bytes | None = None, stdin_data: bytes | None = N
                 poller.unregister(fd)
                 open_pipes.discard(fd)
     duration_ms = int((time.monotonic() - started) * 1000)
-    kill_everything(pid)
-    reap_all()
+    end_everything(pid)
+    artifacts, artifacts_truncated = (
+        collect_artifacts(workdir, args.max_artifacts, args.max_artifact_bytes) if has_workdir else ([], False)
+    )
 
     out, err = streams[out_r], streams[err_r]
     exit_code, signal_name = _decode_wait_status(wait_status)
@@ -517,6 +760,8 @@ def run(args: Options, source: bytes | None = None, stdin_data: bytes | None = N
         "duration_ms": duration_ms,
         "program_started_at": started_at,
         "error": error,
+        "artifacts": artifacts,
+        "artifacts_truncated": artifacts_truncated,
     }
 
 
@@ -545,6 +790,8 @@ def to_json(value: object) -> str:
         return json_string(value)
     if isinstance(value, dict):
         return "{" + ",".join(f"{json_string(key)}:{to_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(to_json(item) for item in value) + "]"
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
@@ -579,9 +826,13 @@ def main(argv: list[str] | None = None) -> int:
             job = read_job(0)
             args = parse_args(job["args"])
             source, stdin_data = job["code"].encode(), job["stdin"].encode()
+            files = inline_files(job.get("files", []))
         else:
             args = parse_args(argv)
-        envelope = run(args, source, stdin_data)
+            files = read_manifest(args.files) if args.files else []
+        envelope = run(args, source, stdin_data, files)
+    except InputFileError as exc:
+        envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - the envelope must say what broke
         envelope = {"v": ENVELOPE_VERSION, "status": "error", "error": f"sandbox runner failed: {exc!r}"}
     write_line(to_json(envelope) + "\n")

@@ -80,8 +80,9 @@ def test_two_executions_never_share_a_sandbox(stack):
     facts = [doc["stdout"].split(" ", 2) for doc in documents]
     assert len({pid_ns for pid_ns, _, _ in facts}) == 4, "two executions shared a PID namespace"
     assert len({mnt_ns for _, mnt_ns, _ in facts}) == 4, "two executions shared a mount namespace"
-    # Each saw an empty /tmp and no process but the runner and itself: nothing of the one before.
-    assert all(rest.strip() == "[] []" for _, _, rest in facts), facts
+    # Each saw a fresh /tmp (its own empty outputs/ alone) and no process but the runner and itself: nothing of the
+    # one before.
+    assert all(rest.strip() == "['outputs'] []" for _, _, rest in facts), facts
 
 
 def test_the_limits_are_the_executions_own(pooled):

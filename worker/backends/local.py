@@ -4,9 +4,10 @@ Namespaces: user, pid, net (no interfaces but its own loopback), ipc, uts, mount
 and cgroup. The root is an empty read-only tmpfs with the host's /usr bound
 read-only (minus /usr/local), a fresh /proc and a read-only /dev (its device
 nodes) with a size-limited /dev/shm, a size-limited private /tmp, and the
-execution's input (and the runner) as read-only files that bubblewrap copies
-from in-memory descriptors: no host directory holds them and no mount inside
-shows a host path. A seccomp filter (seccomp.py) denies the kernel surfaces an
+execution's input (code, stdin, input files, and the runner) as read-only files
+that bubblewrap copies from in-memory descriptors: no host directory holds them.
+A runtime with packages gets its prepared directory (runtime_packages.py) bound
+read-only at RUNTIME_PACKAGES_PATH, from a descriptor the worker opened. A seccomp filter (seccomp.py) denies the kernel surfaces an
 unprivileged program has no use for (the runner turns core dumps off itself).
 
 Memory and process limits (see `enforcement`): when the worker is root, bubblewrap
@@ -32,21 +33,27 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from executioner.files import decoded
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
 from executioner.runner_protocol import (
     CODE_FD,
     CODE_PATH,
+    FILES_MANIFEST_PATH,
     JOB_ON_STDIN,
     RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
     OutputSink,
     RunnerLines,
+    files_manifest,
+    input_file_source,
     parse_envelope,
     runner_args,
     runner_source,
     warm_job,
 )
+from executioner.runtime_packages import RuntimeNotPrepared, prepared_packages
+from executioner.runtimes import RUNTIME_PACKAGES_PATH
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
 from executioner.worker.backends.cgroups import SandboxCgroup, delegated_kinds, root_can_create
@@ -145,6 +152,13 @@ def enforcement(settings: Settings) -> Enforcement:
     )
 
 
+def sandbox_memory_bytes(execution: Execution) -> int:
+    """The sandbox's memory limit: the program's, the runner's overhead, and the input files (in the sandbox's
+    memory twice: bubblewrap's copy and the one in the working directory)."""
+    inputs = sum(len(file.content_base64) * 3 // 4 for file in execution.files)
+    return execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES + 2 * inputs
+
+
 def refusal_message(found: Enforcement) -> str:
     return f"refusing to run untrusted code: {found.detail}. To fix it: {WEAK_LIMITS_ADVICE}."
 
@@ -228,7 +242,12 @@ class LocalBackend:
             raise SandboxUnavailable(f"refusing to run code without the sandbox's syscall filter: {exc}") from exc
 
     def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
-        warm = self.pool.take() if self.pool else None
+        try:
+            packages = prepared_packages(self.settings, execution.runtime)
+        except RuntimeNotPrepared as exc:
+            raise SandboxUnavailable(str(exc)) from None
+        # Warm sandboxes have the default runtime (no packages bound); a runtime with packages starts cold.
+        warm = self.pool.take() if self.pool and packages is None else None
         if warm is not None:
             outcome = self._run_warm(warm, execution, output)
             if outcome is not None:
@@ -238,7 +257,7 @@ class LocalBackend:
         found = self.enforcement()
         if not found.runs:
             raise SandboxUnavailable(refusal_message(found))
-        memory_bytes = execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
+        memory_bytes = sandbox_memory_bytes(execution)
         with ExitStack() as descriptors:
             files = self._input_files(execution, descriptors)
             cgroup = self._create_cgroup(found, execution.id, memory_bytes)
@@ -301,7 +320,7 @@ class LocalBackend:
     def _run_warm(self, sandbox: WarmSandbox, execution: Execution, output: OutputSink | None) -> Outcome | None:
         """Run the execution in a warm sandbox, then destroy it; None when the sandbox was gone before it got the job
         (no code ran: the cold path serves the execution)."""
-        memory_bytes = execution.limits.memory_mb * 1024 * 1024 + RUNTIME_OVERHEAD_BYTES
+        memory_bytes = sandbox_memory_bytes(execution)
         process = sandbox.process
         assert process.stdin is not None
         try:
@@ -387,12 +406,16 @@ class LocalBackend:
         return Outcome.failure(Status.error, LOST_WORKER_REASON)
 
     def _input_files(self, execution: Execution | None, descriptors: ExitStack) -> dict[str, int]:
-        """In-memory files (memfds) that bubblewrap copies into the sandbox, by their path there; the seccomp
-        program under "seccomp". Nothing of the execution touches the host's disk, and no other user can read it.
-        A warm sandbox (no execution yet) gets the runner only."""
+        """In-memory files (memfds) that bubblewrap copies into the sandbox, by their path there: code, stdin, the
+        input files and their manifest, the runner; the seccomp program under "seccomp". Nothing of the execution
+        touches the host's disk, and no other user can read it. A warm sandbox (no execution yet) gets the runner
+        only."""
         files = {"seccomp": filter_fd()}
         descriptors.callback(os.close, files["seccomp"])
         inputs = [(CODE_PATH, execution.code.encode()), (STDIN_PATH, execution.stdin.encode())] if execution else []
+        if execution and execution.files:
+            inputs += [(input_file_source(i), decoded(file)) for i, file in enumerate(execution.files)]
+            inputs.append((FILES_MANIFEST_PATH, files_manifest(execution)))
         for path, content in (*inputs, (RUNNER_PATH, runner_source().read_bytes())):
             fd = os.memfd_create(os.path.basename(path), os.MFD_CLOEXEC)
             descriptors.callback(os.close, fd)
@@ -463,6 +486,8 @@ class LocalBackend:
         for path, fd in files.items():
             if path != "seccomp":
                 argv += ["--perms", "0444", "--file", str(fd), path]
+        if execution is not None and (packages := prepared_packages(s, execution.runtime)):
+            argv += ["--ro-bind", str(packages), RUNTIME_PACKAGES_PATH]
         if execution is None:  # a warm sandbox's program gets its code later, on a descriptor of its own
             argv += ["--symlink", f"/proc/self/fd/{CODE_FD}", CODE_PATH]
         # bubblewrap loads the filter last, after its own mounts, just before it starts the runner

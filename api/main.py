@@ -23,9 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from executioner.admission import Admission
 from executioner.api.metrics import ApiMetrics
 from executioner.api.middleware import BodySizeLimit, HostAllowlist, SecurityHeaders, allowed_host_names
-from executioner.api.routes import events, health, metrics
+from executioner.api.routes import artifacts, events, health, metrics, runtimes
 from executioner.api.routes.executions import executions_router
 from executioner.events import ExecutionEvents
+from executioner.files import MAX_PATH_BYTES
 from executioner.logs import configure_logging
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
@@ -99,6 +100,14 @@ def mount_docs(app: FastAPI) -> None:
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_assets()), name="docs-assets")
 
 
+def max_body_bytes(settings: Settings) -> int:
+    """The largest body a valid request can have. JSON escaping can grow text up to six-fold (\\uXXXX); base64 only
+    uses letters, digits, +, / and =, of which an encoder may escape / (two-fold); input files' paths are text."""
+    text = settings.max_code_bytes + settings.max_stdin_bytes + settings.max_input_files * MAX_PATH_BYTES
+    base64 = 4 * -(-settings.max_input_files_total_bytes // 3)
+    return 6 * text + 2 * base64 + 65536  # and room for the rest of the document
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -136,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(executions_router(settings))
     app.include_router(events.router)
+    app.include_router(artifacts.router)
+    app.include_router(runtimes.router)
     mount_docs(app)
 
     @app.exception_handler(redis.RedisError)
@@ -145,8 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"detail": "the execution store is unavailable; try again"}, 503, headers={"Retry-After": "5"}
         )
 
-    # JSON escaping can grow a body up to six-fold; anything larger cannot be a valid request.
-    app.add_middleware(BodySizeLimit, max_bytes=6 * (settings.max_code_bytes + settings.max_stdin_bytes) + 65536)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -15,9 +15,10 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-# The web UI loads only its own files. /docs sets its own (the same, plus its inline script's hash).
+# The web UI loads only its own files (and shows artifacts it fetched as blob: images). /docs sets its own (the same,
+# plus its inline script's hash); artifacts set a stricter one.
 UI_CSP = (
-    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     b"connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
@@ -87,6 +88,8 @@ class BodySizeLimit:
 
 
 class SecurityHeaders:
+    """The headers every answer carries, unless the route set its own (artifacts: a stricter CSP)."""
+
     def __init__(self, app: ASGIApp):
         self.app = app
 
@@ -99,9 +102,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", [])) + SECURITY_HEADERS
-                if not is_docs:
-                    headers.append((b"content-security-policy", UI_CSP))
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                added = SECURITY_HEADERS if is_docs else [*SECURITY_HEADERS, (b"content-security-policy", UI_CSP)]
+                headers += [(name, value) for name, value in added if name not in present]
                 message = {**message, "headers": headers}
             await send(message)
 

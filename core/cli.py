@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import os
 import secrets
@@ -11,13 +12,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import SSEError, connect_sse
 
+from executioner.artifacts import artifact_path_problem, keep_artifacts
 from executioner.live_output import LiveOutput
-from executioner.models import Execution, ExecutionPublic, Limits, Status, utcnow
+from executioner.models import Artifact, Execution, ExecutionPublic, Limits, Status, utcnow
+from executioner.runtimes import DEFAULT_RUNTIME
 from executioner.settings import Settings
 from executioner.supervisor import Supervisor
 
@@ -64,6 +69,58 @@ def read_text(path: str | None) -> str:
     if path is None:
         return ""
     return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+
+
+def input_files(specs: list[str]) -> list[dict[str, str]]:
+    """`--file LOCAL[:PATH]` values as the request's files: each local file's bytes, at PATH (by default its name) in
+    the working directory. The paths are checked where the request is (the API, or `run` before it runs)."""
+    files = []
+    for spec in specs:
+        local, _, path = (spec, "", "") if Path(spec).exists() else spec.partition(":")
+        try:
+            data = Path(local).read_bytes()
+        except OSError as exc:
+            raise SystemExit(f"executioner: --file {spec}: cannot read {local}: {exc.strerror}") from None
+        files.append({"path": path or Path(local).name, "content_base64": base64.b64encode(data).decode()})
+    return files
+
+
+def artifact_destination(directory: Path, path: str) -> Path:
+    """Where artifact `path` is saved under `directory`; ValueError for a path that would leave it."""
+    if problem := artifact_path_problem(path):
+        raise ValueError(f"refusing to save artifact {path!r}: {problem}")
+    target = directory / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A directory on the way may be a link (made before, by anyone): what counts is where it really is.
+    if not target.parent.resolve().is_relative_to(directory.resolve()):
+        raise ValueError(f"refusing to save artifact {path!r}: it would leave {directory}")
+    return target
+
+
+def save_artifacts(directory: Path, artifacts: Iterable[tuple[str, bytes]]) -> int:
+    """Write each (path, bytes) under `directory`, never through a link; returns how many were saved."""
+    directory.mkdir(parents=True, exist_ok=True)
+    saved = 0
+    for path, data in artifacts:
+        target = artifact_destination(directory, path)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        saved += 1
+    return saved
+
+
+def saved_or_exit_status(directory: Path | None, artifacts: Iterable[tuple[str, bytes]], status: int) -> int:
+    """Save the artifacts when asked to; `status` when that worked, 2 (and why) when it did not."""
+    if directory is None:
+        return status
+    try:
+        count = save_artifacts(directory, artifacts)
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        print(f"executioner: {exc}", file=sys.stderr)
+        return 2
+    print(f"executioner: saved {count} artifact{'s' * (count != 1)} to {directory}", file=sys.stderr)
+    return status
 
 
 def local_enforcement_or_exit(settings: Settings, who: str, announce: bool = False) -> None:
@@ -127,28 +184,57 @@ def cmd_prepare_runtimes(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from executioner.submission import InvalidSubmission, RequestBounds
     from executioner.worker.backends.local import LocalBackend  # the sandbox itself, loaded only to run
 
     settings = Settings()
     local_enforcement_or_exit(settings, "run")
+    # The runtime and files are checked as the API checks them (code, stdin and limits are the user's own here).
+    try:
+        request, _ = RequestBounds(settings).validate(
+            "pass", "", {}, args.runtime or DEFAULT_RUNTIME, input_files(args.files)
+        )
+    except InvalidSubmission as exc:
+        print(f"executioner: run: {exc}", file=sys.stderr)
+        return 2
     limits = Limits(
         timeout_seconds=args.timeout or settings.default_timeout_seconds,
-        memory_mb=args.memory or settings.default_memory_mb,
+        memory_mb=args.memory or request.limits.memory_mb,  # the runtime's default when it has one
     )
     execution = Execution.new(
-        code=read_text(args.file), stdin=read_text(args.stdin), limits=limits, backend="local", status=Status.running
+        code=read_text(args.file),
+        stdin=read_text(args.stdin),
+        runtime=request.runtime,
+        files=request.files,
+        limits=limits,
+        backend="local",
+        status=Status.running,
     )
     output = None if args.json else TerminalOutput()
     outcome = LocalBackend(settings).run(execution, output)
     if output is not None:
         outcome = output.finish(outcome)
-    document = execution.model_copy(update={**outcome.model_dump(), "finished_at": utcnow()}).public()
-    return report(document, args.json, streamed=output is not None)
+    kept = keep_artifacts(
+        outcome.artifacts, outcome.artifacts_truncated, settings.max_artifacts, settings.max_artifact_bytes
+    )
+    result = {
+        **outcome.model_dump(),
+        "finished_at": utcnow(),
+        "artifacts": [Artifact.model_validate(artifact) for artifact in kept.listing()],
+        "artifacts_truncated": kept.truncated,
+    }
+    document = execution.model_copy(update=result).public()
+    status = report(document, args.json, streamed=output is not None)
+    return saved_or_exit_status(args.artifacts_dir, kept.contents.items(), status)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     body: dict[str, object] = {"code": read_text(args.file), "stdin": read_text(args.stdin)}
+    if args.runtime is not None:
+        body["runtime"] = args.runtime
+    if args.files:
+        body["files"] = input_files(args.files)
     limits = {k: v for k, v in (("timeout_seconds", args.timeout), ("memory_mb", args.memory)) if v is not None}
     if limits:
         body["limits"] = limits
@@ -163,13 +249,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
             return 2
         document = ExecutionPublic.model_validate(response.json())
         if not args.json and (followed := follow_live(client, document.id)) is not None:
-            return report(followed, as_json=False, streamed=True)
+            status = report(followed, as_json=False, streamed=True)
+            return saved_or_exit_status(args.artifacts_dir, fetched_artifacts(client, followed), status)
         wait = DEFAULT_WAIT_SECONDS if wait == 0 else wait
         while not document.status.terminal:
             response = client.get(f"/v1/executions/{document.id}", params={"wait": wait})
             response.raise_for_status()
             document = ExecutionPublic.model_validate(response.json())
-    return report(document, args.json)
+        status = report(document, args.json)
+        return saved_or_exit_status(args.artifacts_dir, fetched_artifacts(client, document), status)
+
+
+def fetched_artifacts(client: httpx.Client, document: ExecutionPublic) -> Iterable[tuple[str, bytes]]:
+    """Each artifact of a finished execution, read from the API as it is saved."""
+    for artifact in document.artifacts:
+        response = client.get(f"/v1/executions/{document.id}/artifacts/{quote(artifact.path)}")
+        if response.status_code != 200:
+            raise httpx.HTTPError(f"could not fetch artifact {artifact.path!r}: {response.status_code} {response.text}")
+        yield artifact.path, response.content
 
 
 DEFAULT_WAIT_SECONDS = 30.0
@@ -510,6 +607,22 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--timeout", type=float, metavar="S", help="wall-clock limit in seconds")
         command.add_argument("--memory", type=int, metavar="MB", help="memory limit in MiB")
         command.add_argument("--json", action="store_true", help="print the execution document as JSON")
+        command.add_argument("--runtime", metavar="NAME", help="runtime to run in, e.g. python-data (default python)")
+        command.add_argument(
+            "--file",
+            dest="files",
+            action="append",
+            default=[],
+            metavar="LOCAL[:PATH]",
+            help="place a local file at PATH (default: its name) in the program's working directory; repeatable",
+        )
+        command.add_argument(
+            "--artifacts-dir",
+            "--artifacts",
+            type=Path,
+            metavar="DIR",
+            help="save every artifact (the files the program wrote under outputs/) in DIR",
+        )
 
     run = commands.add_parser("run", help="run a file in the local sandbox, without a server")
     add_limits(run)

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.client import NEVER_DECODE
 
-from executioner.models import SUMMARY_FIELDS, TRANSITIONS, Execution, ExecutionSummary, Status, utcnow
+from executioner.artifacts import keep_artifacts
+from executioner.files import decoded
+from executioner.models import SUMMARY_FIELDS, TRANSITIONS, Execution, ExecutionSummary, Outcome, Status, utcnow
 from executioner.settings import Settings
 
 PREFIX = "executioner"
@@ -92,9 +95,12 @@ return {'created', 0}
 
 # KEYS: record, lease, running set, events channel, active set (per-owner sets are "<active>:<owner>"),
 #       usage prefix (the owner's usage set and counter are "<prefix>:<owner>" and "<prefix>-bytes:<owner>"),
-#       metrics hash, finished set (records by finish time, for the payload retention), event stream
+#       metrics hash, finished set (records by finish time, for the payload retention), event stream, artifacts hash
 # ARGV: allowed current statuses (JSON list), new status, lease owner ("" for none),
-#       lease ttl ms, output bytes to count against the owner, then field/value pairs (values JSON-encoded)
+#       lease ttl ms, output bytes to count against the owner (artifacts included), payload retention seconds,
+#       number of artifacts n, then n artifact path/bytes pairs, then field/value pairs (values JSON-encoded)
+# A terminal transition stores the artifacts in the same atomic step as the result: a worker dying half-way leaves
+# neither, and an execution that was already final (cancelled meanwhile) stores none.
 _TRANSITION_LUA = (
     _RELEASE_EXPIRED_LUA
     + _STATUS_EVENT_LUA
@@ -107,7 +113,8 @@ for _, status in ipairs(cjson.decode(ARGV[1])) do
   if status == current then allowed = true end
 end
 if not allowed then return 0 end
-redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), unpack(ARGV, 6))
+local artifacts = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], 'status', cjson.encode(ARGV[2]), unpack(ARGV, 8 + 2 * artifacts))
 if ARGV[2] == 'running' then
   redis.call('ZADD', KEYS[3], redis.call('TIME')[1], KEYS[1])
   if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) end
@@ -126,6 +133,14 @@ elseif ARGV[2] ~= 'queued' then
     hold(KEYS[6] .. ':' .. owner, KEYS[6] .. '-bytes:' .. owner, id .. ':out:' .. ARGV[5], tonumber(ARGV[5]),
          tonumber(redis.call('TIME')[1]) + ttl, ttl)
   end
+  if artifacts > 0 then
+    -- gone with the rest of the payload (drop_expired_payloads), and by themselves should no sweeper run
+    redis.call('DEL', KEYS[10])
+    redis.call('HSET', KEYS[10], unpack(ARGV, 8, 7 + 2 * artifacts))
+    local payload_ttl = tonumber(ARGV[6])
+    if ttl > 0 and ttl < payload_ttl then payload_ttl = ttl end
+    redis.call('EXPIRE', KEYS[10], payload_ttl)
+  end
 end
 status_event(KEYS[9], ARGV[2], redis.call('TTL', KEYS[1]))
 redis.call('PUBLISH', KEYS[4], ARGV[2])
@@ -133,15 +148,17 @@ return 1
 """
 )
 
-# Drops a finished record's code, input and output (the record itself stays until its own retention ends) and gives
-# their bytes back to the owner's budget.
-# KEYS: record, finished set, usage prefix. ARGV: execution id.
+# Drops a finished record's code, input, files, output and artifacts (the record itself stays until its own
+# retention ends) and gives their bytes back to the owner's budget.
+# KEYS: record, finished set, usage prefix, artifacts hash. ARGV: execution id.
 _DROP_PAYLOAD_LUA = """
 redis.call('ZREM', KEYS[2], KEYS[1])
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner then return 0 end
 owner = cjson.decode(owner)
-redis.call('HSET', KEYS[1], 'code', '""', 'stdin', '""', 'stdout', '""', 'stderr', '""', 'payload_expired', 'true')
+redis.call('HSET', KEYS[1], 'code', '""', 'stdin', '""', 'stdout', '""', 'stderr', '""', 'files', '[]',
+           'artifacts', '[]', 'payload_expired', 'true')
+redis.call('DEL', KEYS[4])
 local usage, counter = KEYS[3] .. ':' .. owner, KEYS[3] .. '-bytes:' .. owner
 local cursor = '0'
 repeat
@@ -191,26 +208,49 @@ class CapReached:
     current: int
 
 
+@dataclass(frozen=True)
+class ArtifactCaps:
+    """How many artifacts a result keeps and their bytes together (EXECUTIONER_MAX_ARTIFACTS, _MAX_ARTIFACT_BYTES)."""
+
+    max_count: int = Settings.model_fields["max_artifacts"].default
+    max_bytes: int = Settings.model_fields["max_artifact_bytes"].default
+
+
 class ExecutionStore:
-    def __init__(self, client: redis.Redis, retention_seconds: int, payload_retention_seconds: int | None = None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        retention_seconds: int,
+        payload_retention_seconds: int | None = None,
+        artifact_caps: ArtifactCaps = ArtifactCaps(),
+    ):
         """`client` must decode responses (str, not bytes): use from_url. Records live `retention_seconds`; their
-        code, input and output only `payload_retention_seconds` after they finish (see drop_expired_payloads)."""
+        code, input, output and artifacts only `payload_retention_seconds` after they finish (see
+        drop_expired_payloads)."""
         self.redis = client
         self.retention_seconds = retention_seconds
         self.payload_retention_seconds = min(payload_retention_seconds or retention_seconds, retention_seconds)
+        self.artifact_caps = artifact_caps
         self._drop_payload = client.register_script(_DROP_PAYLOAD_LUA)
         self._transition = client.register_script(_TRANSITION_LUA)
         self._create = client.register_script(_CREATE_LUA)
         self._renew = client.register_script(_RENEW_LUA)
 
     @classmethod
-    def from_url(cls, url: str, retention_seconds: int, payload_retention_seconds: int | None = None) -> ExecutionStore:
+    def from_url(
+        cls,
+        url: str,
+        retention_seconds: int,
+        payload_retention_seconds: int | None = None,
+        artifact_caps: ArtifactCaps = ArtifactCaps(),
+    ) -> ExecutionStore:
         client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
-        return cls(client, retention_seconds, payload_retention_seconds)
+        return cls(client, retention_seconds, payload_retention_seconds, artifact_caps)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ExecutionStore:
-        return cls.from_url(settings.redis_url, settings.retention_seconds, settings.payload_retention_seconds)
+        caps = ArtifactCaps(settings.max_artifacts, settings.max_artifact_bytes)
+        return cls.from_url(settings.redis_url, settings.retention_seconds, settings.payload_retention_seconds, caps)
 
     # Keys -----------------------------------------------------------------
     @staticmethod
@@ -234,6 +274,11 @@ class ExecutionStore:
     def output_channel(execution_id: str) -> str:
         """Announces new output chunks in the event stream (statuses are announced on events_channel)."""
         return f"{PREFIX}:output:{execution_id}"
+
+    @staticmethod
+    def artifacts_key(execution_id: str) -> str:
+        """The execution's artifacts: a hash of path -> bytes, kept as long as its payload."""
+        return f"{PREFIX}:artifacts:{execution_id}"
 
     @staticmethod
     def index_key(owner: str) -> str:
@@ -285,7 +330,8 @@ class ExecutionStore:
         return None if reason == "created" else CapReached(str(reason), int(current))
 
     def stored_bytes(self, owner: str) -> int:
-        """Bytes of code, input and output the owner's retained records hold (as last counted)."""
+        """Bytes of code, input (files included), output and artifacts the owner's retained records hold (as last
+        counted)."""
         return int(cast(str | None, self.redis.get(self.usage_keys(owner)[1])) or 0)
 
     def get(self, execution_id: str) -> Execution | None:
@@ -318,8 +364,10 @@ class ExecutionStore:
         allowed_from: Iterable[Status] | None = None,
         lease_owner: str = "",
         lease_seconds: float = 0,
+        artifacts: dict[str, bytes] | None = None,
     ) -> bool:
-        """Move an execution to `to` if its current status allows it; True when this call did."""
+        """Move an execution to `to` if its current status allows it; True when this call did. A terminal
+        transition stores `artifacts` (path -> bytes) with the result, in the same atomic step."""
         if allowed_from is None:
             allowed_from = [s for s, nexts in TRANSITIONS.items() if to in nexts]
         pairs: list[str] = []
@@ -327,6 +375,11 @@ class ExecutionStore:
             pairs += [name, value]
         fields = fields or {}
         output_bytes = sum(len(str(fields.get(stream) or "").encode()) for stream in ("stdout", "stderr"))
+        artifacts = artifacts if to.terminal else None
+        artifact_pairs: list[str | bytes] = []
+        for path, data in (artifacts or {}).items():
+            artifact_pairs += [path, data]
+            output_bytes += len(data)
         result = self._transition(
             keys=[
                 self.record_key(execution_id),
@@ -338,6 +391,7 @@ class ExecutionStore:
                 METRICS_KEY,
                 self.FINISHED_KEY,
                 self.event_stream_key(execution_id),
+                self.artifacts_key(execution_id),
             ],
             args=[
                 json.dumps([s.value for s in allowed_from]),
@@ -345,14 +399,40 @@ class ExecutionStore:
                 lease_owner,
                 int(lease_seconds * 1000),
                 output_bytes,
+                self.payload_retention_seconds,
+                len(artifact_pairs) // 2,
+                *artifact_pairs,
                 *pairs,
             ],
         )
         return bool(result == 1)
 
-    def finish(self, execution_id: str, to: Status, fields: dict[str, Any] | None = None) -> bool:
-        """Record a terminal result, stamping the finish time."""
-        return self.transition(execution_id, to, {"finished_at": utcnow().isoformat(), **(fields or {})})
+    def finish(
+        self,
+        execution_id: str,
+        to: Status,
+        fields: dict[str, Any] | None = None,
+        artifacts: dict[str, bytes] | None = None,
+    ) -> bool:
+        """Record a terminal result (and its artifacts, path -> bytes), stamping the finish time."""
+        fields = {"finished_at": utcnow().isoformat(), **(fields or {})}
+        return self.transition(execution_id, to, fields, artifacts=artifacts)
+
+    def record_outcome(self, execution_id: str, outcome: Outcome) -> bool:
+        """Record what a backend reported, its artifacts within the deployment's caps; True when this call did
+        (False: the execution was already final)."""
+        kept = keep_artifacts(
+            outcome.artifacts, outcome.artifacts_truncated, self.artifact_caps.max_count, self.artifact_caps.max_bytes
+        )
+        fields = {**outcome.result_fields(), "artifacts": kept.listing(), "artifacts_truncated": kept.truncated}
+        return self.finish(execution_id, outcome.status, fields, artifacts=kept.contents)
+
+    def artifact(self, execution_id: str, path: str) -> bytes | None:
+        """One artifact's bytes; None when the execution has no such artifact (or no longer has it)."""
+        # The client decodes answers to str; artifacts are bytes, so this one answer is read undecoded.
+        key = self.artifacts_key(execution_id)
+        data = self.redis.execute_command("HGET", key, path, **{NEVER_DECODE: True})  # type: ignore[no-untyped-call]
+        return cast(bytes | None, data)
 
     # Leases: a worker running an execution keeps its lease alive ----------
     def renew_lease(self, execution_id: str, owner: str, seconds: float) -> bool:
@@ -418,7 +498,7 @@ class ExecutionStore:
         return len(missing)
 
     def drop_expired_payloads(self) -> int:
-        """Drop code, input and output of records finished more than the payload retention ago (and forget
+        """Drop code, input, files, output and artifacts of records finished more than the payload retention ago (and forget
         finished entries whose record is gone); returns how many records it changed."""
         cutoff = time.time() - self.payload_retention_seconds
         keys = cast(list[str], self.redis.zrangebyscore(self.FINISHED_KEY, "-inf", cutoff, start=0, num=1000))
@@ -426,7 +506,8 @@ class ExecutionStore:
         dropped = 0
         for key in keys:
             execution_id = key.removeprefix(prefix)
-            dropped += int(self._drop_payload(keys=[key, self.FINISHED_KEY, self.USAGE_PREFIX], args=[execution_id]))
+            keys = [key, self.FINISHED_KEY, self.USAGE_PREFIX, self.artifacts_key(execution_id)]
+            dropped += int(self._drop_payload(keys=keys, args=[execution_id]))
             self.redis.delete(self.event_stream_key(execution_id))  # its output chunks are payload too
         return dropped
 
@@ -460,8 +541,9 @@ class ExecutionStore:
 
 
 def input_bytes(execution: Execution) -> int:
-    """What an execution's input costs its owner's byte budget: code and stdin, encoded."""
-    return len(execution.code.encode()) + len(execution.stdin.encode())
+    """What an execution's input costs its owner's byte budget: code and stdin, encoded, and its files' bytes."""
+    files = sum(len(decoded(file)) for file in execution.files)
+    return len(execution.code.encode()) + len(execution.stdin.encode()) + files
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, str]:

@@ -8,7 +8,7 @@ checks atomically as it creates the record (global queue, the owner's active exe
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -66,14 +66,12 @@ class EnqueueFailed(RuntimeError):
     """The broker did not take the execution; it was recorded as `error`."""
 
 
-class Submitter:
-    """Checks and submits executions for one deployment (its settings, store, queue and admission)."""
+class RequestBounds:
+    """A request checked against one deployment's bounds: what the Submitter admits, and what `executioner run`
+    checks before it runs anything."""
 
-    def __init__(self, store: ExecutionStore, queue: ExecutionQueue, settings: Settings, admission: Admission):
-        self.store = store
-        self.queue = queue
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.admission = admission
         # The same model the API's schema shows, so both paths enforce the same bounds.
         self.request_model = execution_create_model(settings)
 
@@ -83,7 +81,7 @@ class Submitter:
         stdin: str,
         limits: Mapping[str, Any],
         runtime: str = "python",
-        files: list[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
     ) -> tuple[ExecutionCreateBase, int]:
         """The request checked against the deployment's bounds, and its size in bytes; InvalidSubmission if not.
         A request that sets no memory limit gets its runtime's default (numpy and pandas need more than print)."""
@@ -143,6 +141,18 @@ class Submitter:
                 )
         return total
 
+
+class Submitter:
+    """Checks and submits executions for one deployment (its settings, store, queue and admission)."""
+
+    def __init__(self, store: ExecutionStore, queue: ExecutionQueue, settings: Settings, admission: Admission):
+        self.store = store
+        self.queue = queue
+        self.settings = settings
+        self.admission = admission
+        self.bounds = RequestBounds(settings)
+        self.validate = self.bounds.validate
+
     def submit(
         self,
         *,
@@ -151,7 +161,7 @@ class Submitter:
         stdin: str = "",
         limits: Mapping[str, Any] | None = None,
         runtime: str = "python",
-        files: list[Mapping[str, Any]] | None = None,
+        files: Sequence[Mapping[str, Any]] | None = None,
         source: str | None = None,
         refusal_subject: str = "this key",
     ) -> Execution:

@@ -85,14 +85,14 @@ def execute(
 
 
 def _finish_despite_outages(store: ExecutionStore, execution_id: str, outcome: Outcome, patience: float) -> bool:
-    """Record the result, retrying while Redis is unreachable (restarting, failing over), so a run that finished
-    during an outage still ends with its real result. Past `patience` the error propagates: Celery redelivers the
+    """Record the result and its artifacts, retrying while Redis is unreachable (restarting, failing over), so a run
+    that finished during an outage still ends with its real result. Past `patience` the error propagates: Celery redelivers the
     message and the sweeper resolves the execution."""
     deadline = time.monotonic() + patience
     delay = 0.2
     while True:
         try:
-            return store.finish(execution_id, outcome.status, outcome.result_fields())
+            return store.record_outcome(execution_id, outcome)
         except (redis.ConnectionError, redis.TimeoutError):
             if time.monotonic() + delay > deadline:
                 raise
@@ -138,7 +138,7 @@ def recover_lost_execution(store: ExecutionStore, backend: SandboxBackend, execu
         return False
     if outcome is None:
         return False
-    recorded = store.finish(execution.id, outcome.status, outcome.result_fields())
+    recorded = store.record_outcome(execution.id, outcome)
     if recorded:
         backend.cleanup(execution.id)
     return recorded

@@ -73,7 +73,12 @@ def executions_router(settings: Settings) -> APIRouter:
         responses={
             200: {"description": "Finished within `wait` seconds", "model": ExecutionPublic},
             400: {"description": "The body is not readable JSON text"},
-            413: {"description": "code, stdin or the whole body is too large"},
+            413: {
+                "description": "code, stdin, an input file (named), the files together or the whole body is too large"
+            },
+            422: {
+                "description": "The body breaks a rule: an unknown runtime, a bad file path (named), too many files..."
+            },
             429: {"description": "Rate limit, a per-key cap or the key's byte budget reached; see Retry-After"},
             503: {
                 "description": "The queue or the store is full, or the execution could not be queued; see Retry-After"
@@ -99,7 +104,15 @@ def executions_router(settings: Settings) -> APIRouter:
 
         def admit_and_submit() -> Execution:  # blocking Redis and broker calls: run on a worker thread
             try:
-                return submitter.submit(owner=owner, code=body.code, stdin=body.stdin, limits=body.limits.model_dump())
+                return submitter.submit(
+                    owner=owner,
+                    code=body.code,
+                    stdin=body.stdin,
+                    # only the limits it set: a runtime's default memory applies to a request that sets none
+                    limits=body.limits.model_dump(exclude_unset=True),
+                    runtime=body.runtime,
+                    files=[file.model_dump() for file in body.files],
+                )
             except TooLarge as exc:
                 raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, in_body(exc.errors)) from exc
             except InvalidSubmission as exc:

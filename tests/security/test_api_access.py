@@ -28,6 +28,8 @@ def keyed_api(tmp_path_factory):
         ("GET", "/v1/executions"),
         ("GET", f"/v1/executions/{'0' * 32}"),
         ("DELETE", f"/v1/executions/{'0' * 32}"),
+        ("GET", f"/v1/executions/{'0' * 32}/artifacts/plot.png"),
+        ("GET", "/v1/runtimes"),
     ],
 )
 @pytest.mark.parametrize(

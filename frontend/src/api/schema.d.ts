@@ -123,6 +123,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/executions/{execution_id}/artifacts/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download one artifact (a file the program wrote under outputs/)
+         * @description What a program writes is attacker-controlled, and its type is only guessed from its name. Raster images are sent as
+         *     images (a browser only ever decodes them). Everything else is an attachment (a download, never a page), sent as
+         *     application/octet-stream when a browser could render it as a document (HTML, SVG, XML, JavaScript...). Every answer
+         *     carries `X-Content-Type-Options: nosniff` and `Content-Security-Policy: default-src 'none'; sandbox`, so even a file
+         *     opened directly can run no script and load nothing.
+         */
+        get: operations["get_artifact_v1_executions__execution_id__artifacts__path__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runtimes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the runtimes offered: their Python and pinned packages */
+        get: operations["list_runtimes_v1_runtimes_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -379,6 +420,38 @@ export interface components {
              */
             memory_mb: number;
         };
+        /** Package */
+        Package: {
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+        };
+        /**
+         * RuntimePublic
+         * @description A runtime an execution can ask for in its `runtime` field.
+         */
+        RuntimePublic: {
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /**
+             * Python Version
+             * @description The sandbox's Python, major.minor.
+             */
+            python_version: string;
+            /**
+             * Packages
+             * @description Every pinned package, dependencies included; empty: stdlib only.
+             */
+            packages: components["schemas"]["Package"][];
+            /**
+             * Default
+             * @description Used when a request names no runtime.
+             */
+            default: boolean;
+        };
         /**
          * Status
          * @enum {string}
@@ -570,21 +643,19 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description code, stdin or the whole body is too large */
+            /** @description code, stdin, an input file (named), the files together or the whole body is too large */
             413: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Validation Error */
+            /** @description The body breaks a rule: an unknown runtime, a bad file path (named), too many files... */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
+                content?: never;
             };
             /** @description Rate limit, a per-key cap or the key's byte budget reached; see Retry-After */
             429: {
@@ -766,6 +837,87 @@ export interface operations {
             };
             /** @description The key already has EXECUTIONER_MAX_WAITERS_PER_KEY waits and streams open */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_artifact_v1_executions__execution_id__artifacts__path__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                execution_id: string;
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The artifact's bytes: a raster image inline as itself, anything else as an attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such execution (or it belongs to another key), or no such artifact */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The execution's payload, artifacts included, was dropped (its retention passed) */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_runtimes_v1_runtimes_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuntimePublic"][];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

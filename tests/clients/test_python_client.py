@@ -21,6 +21,7 @@ CLIENT_SRC = REPO / "clients" / "python" / "src"
 sys.path.insert(0, str(CLIENT_SRC))
 
 from executioner_client import (  # noqa: E402 - needs the path above
+    Artifact,
     AsyncClient,
     Client,
     Conflict,
@@ -28,9 +29,12 @@ from executioner_client import (  # noqa: E402 - needs the path above
     Execution,
     ExecutionerError,
     ExecutionSummary,
+    Gone,
     Limits,
     NotFound,
+    Package,
     Page,
+    Runtime,
     Status,
     Unauthorized,
 )
@@ -127,6 +131,43 @@ def test_errors_name_the_field(client):
     with pytest.raises(ExecutionerError) as unknown:
         client.submit("print(1)", network=True)  # extras are sent as they are, and refused by name
     assert unknown.value.status_code == 422 and unknown.value.field == "network"
+
+
+def test_runtimes_lists_the_offered_runtimes(client):
+    runtimes = {runtime.name: runtime for runtime in client.runtimes()}
+    assert list(runtimes) == ["python", "python-data"] and runtimes["python"].default
+    data = runtimes["python-data"]
+    assert isinstance(data, Runtime) and data.python_version == "3.11" and not data.default
+    assert {"numpy", "pandas", "matplotlib", "scipy"} <= {package.name for package in data.packages}
+    assert all(isinstance(package, Package) and package.version for package in data.packages)
+
+
+def test_async_client_runtimes_files_and_artifacts(stack):
+    async def main():
+        async with AsyncClient(stack.url) as client:
+            code = "open('outputs/echo.txt', 'w').write(open('in/a.txt').read() * 2)"
+            execution = await client.run(code, files={"in/a.txt": "ab"})
+            return await client.runtimes(), execution, await client.artifact(execution.id, "echo.txt")
+
+    runtimes, execution, echo = asyncio.run(main())
+    assert [runtime.name for runtime in runtimes] == ["python", "python-data"]
+    assert execution.status is Status.succeeded and execution.artifacts == (Artifact("echo.txt", 4, "text/plain"),)
+    assert echo == b"abab"
+
+
+def test_an_artifact_past_its_retention_is_gone(tmp_path):
+    from executioner.store import ExecutionStore
+
+    with private_api(tmp_path, worker=True) as api, Client(str(api.base_url)) as client:
+        execution = client.run("open('outputs/x.txt', 'w').write('x')")
+        assert client.artifact(execution.id, "x.txt") == b"x"
+        store = ExecutionStore.from_url(api.redis_url, 3600, payload_retention_seconds=1)
+        store.redis.zadd(store.FINISHED_KEY, {store.record_key(execution.id): 0})  # as if it finished long ago
+        assert store.drop_expired_payloads() == 1
+        store.redis.close()
+        with pytest.raises(Gone) as gone:
+            client.artifact(execution.id, "x.txt")
+        assert gone.value.status_code == 410 and client.get(execution.id).payload_expired
 
 
 def test_api_key_required_and_accepted(tmp_path):

@@ -4,6 +4,7 @@ from ._client import DEFAULT_DEADLINE, AsyncClient, Client, __version__
 from ._errors import (
     Conflict,
     ExecutionerError,
+    Gone,
     NotFound,
     RateLimited,
     Unauthorized,
@@ -11,10 +12,11 @@ from ._errors import (
     WaitTimeout,
 )
 from ._events import Event
-from ._models import Execution, ExecutionSummary, Limits, Page, Status
+from ._models import Artifact, Execution, ExecutionSummary, InputFile, Limits, Package, Page, Runtime, Status
 
 __all__ = [
     "DEFAULT_DEADLINE",
+    "Artifact",
     "AsyncClient",
     "Client",
     "Conflict",
@@ -22,10 +24,14 @@ __all__ = [
     "Execution",
     "ExecutionSummary",
     "ExecutionerError",
+    "Gone",
+    "InputFile",
     "Limits",
     "NotFound",
+    "Package",
     "Page",
     "RateLimited",
+    "Runtime",
     "Status",
     "Unauthorized",
     "Unavailable",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +20,7 @@ from ._errors import (
     wait_maximum,
 )
 from ._events import Event, aevents_of, events_of
-from ._models import Execution, Page
+from ._models import Execution, Page, Runtime
 
 __version__ = "0.1.0"
 
@@ -37,10 +38,18 @@ _DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout, httpx
 _DEFAULT_RETRY_AFTER = 1.0
 
 _EXECUTIONS = "/v1/executions"
+_RUNTIMES = "/v1/runtimes"
+
+#: Input files: path in the program's working directory -> its bytes (str is sent as UTF-8).
+Files = Mapping[str, bytes | str]
 
 
 def _path(execution_id: str) -> str:
     return f"{_EXECUTIONS}/{quote(execution_id, safe='')}"
+
+
+def _artifact_path(execution_id: str, path: str) -> str:
+    return f"{_path(execution_id)}/artifacts/{quote(path)}"
 
 
 class _Core:
@@ -55,8 +64,26 @@ class _Core:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
     @staticmethod
-    def _body(code: str, stdin: str, timeout: float | None, memory_mb: int | None, extras: dict[str, Any]) -> dict:
+    def _body(
+        code: str,
+        stdin: str,
+        timeout: float | None,
+        memory_mb: int | None,
+        runtime: str | None,
+        files: Files | None,
+        extras: dict[str, Any],
+    ) -> dict:
         body: dict[str, Any] = {"code": code, "stdin": stdin}
+        if runtime is not None:
+            body["runtime"] = runtime
+        if files:
+            body["files"] = [
+                {
+                    "path": path,
+                    "content_base64": base64.b64encode(data.encode() if isinstance(data, str) else data).decode(),
+                }
+                for path, data in files.items()
+            ]
         limits: dict[str, Any] = {}
         if timeout is not None:
             limits["timeout_seconds"] = timeout
@@ -73,6 +100,12 @@ class _Core:
         if deadline is not None:
             wait = min(wait, deadline - time.monotonic())
         return round(max(0.0, wait), 3)
+
+    @staticmethod
+    def _content(response: httpx.Response) -> bytes:
+        if response.is_success:
+            return response.content
+        raise error_from_response(response)
 
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
@@ -145,10 +178,19 @@ class Client(_Core):
                     time.sleep(delay)
 
     def submit(
-        self, code: str, stdin: str = "", timeout: float | None = None, memory_mb: int | None = None, **extras: Any
+        self,
+        code: str,
+        stdin: str = "",
+        timeout: float | None = None,
+        memory_mb: int | None = None,
+        *,
+        runtime: str | None = None,
+        files: Files | None = None,
+        **extras: Any,
     ) -> Execution:
-        """Create an execution and return it as accepted (usually `queued`)."""
-        body = self._body(code, stdin, timeout, memory_mb, extras)
+        """Create an execution and return it as accepted (usually `queued`). `runtime` names one of `runtimes()`;
+        `files` maps paths in the program's working directory to their bytes."""
+        body = self._body(code, stdin, timeout, memory_mb, runtime, files, extras)
         return Execution.from_json(self._request("POST", _EXECUTIONS, json=body))
 
     def get(self, execution_id: str, wait: float = 0) -> Execution:
@@ -168,17 +210,29 @@ class Client(_Core):
         timeout: float | None = None,
         memory_mb: int | None = None,
         *,
+        runtime: str | None = None,
+        files: Files | None = None,
         deadline: float = DEFAULT_DEADLINE,
         **extras: Any,
     ) -> Execution:
-        """Run `code` and return the finished execution. Refusals with Retry-After (429, 503) are retried after
+        """Run `code` (in `runtime`, with `files`, as `submit`) and return the finished execution. Refusals with Retry-After (429, 503) are retried after
         the delay the server asks for; everything, waiting included, ends within `deadline` seconds
         (WaitTimeout, or the last refusal when its Retry-After would pass the deadline)."""
         end = time.monotonic() + deadline
-        body = self._body(code, stdin, timeout, memory_mb, extras)
+        body = self._body(code, stdin, timeout, memory_mb, runtime, files, extras)
         params = {"wait": self._wait(deadline, end)}
         data = self._request("POST", _EXECUTIONS, params=params, json=body, retry=True, deadline=end)
         return self._until_terminal(Execution.from_json(data), end)
+
+    def runtimes(self) -> list[Runtime]:
+        """The runtimes the server offers, with their Python and pinned packages."""
+        return [Runtime.from_json(item) for item in self._request("GET", _RUNTIMES)]
+
+    def artifact(self, execution_id: str, path: str) -> bytes:
+        """The bytes of one artifact (a file the program wrote under outputs/; see `Execution.artifacts`).
+        NotFound for an unknown one, Gone once the execution's payload retention has passed."""
+        response = self._http.get(_artifact_path(execution_id, path), headers=self._headers, timeout=self.timeout)
+        return self._content(response)
 
     def cancel(self, execution_id: str) -> Execution:
         """Cancel a queued or running execution (Conflict if it already finished)."""
@@ -266,9 +320,17 @@ class AsyncClient(_Core):
                     await asyncio.sleep(delay)
 
     async def submit(
-        self, code: str, stdin: str = "", timeout: float | None = None, memory_mb: int | None = None, **extras: Any
+        self,
+        code: str,
+        stdin: str = "",
+        timeout: float | None = None,
+        memory_mb: int | None = None,
+        *,
+        runtime: str | None = None,
+        files: Files | None = None,
+        **extras: Any,
     ) -> Execution:
-        body = self._body(code, stdin, timeout, memory_mb, extras)
+        body = self._body(code, stdin, timeout, memory_mb, runtime, files, extras)
         return Execution.from_json(await self._request("POST", _EXECUTIONS, json=body))
 
     async def get(self, execution_id: str, wait: float = 0) -> Execution:
@@ -286,14 +348,23 @@ class AsyncClient(_Core):
         timeout: float | None = None,
         memory_mb: int | None = None,
         *,
+        runtime: str | None = None,
+        files: Files | None = None,
         deadline: float = DEFAULT_DEADLINE,
         **extras: Any,
     ) -> Execution:
         end = time.monotonic() + deadline
-        body = self._body(code, stdin, timeout, memory_mb, extras)
+        body = self._body(code, stdin, timeout, memory_mb, runtime, files, extras)
         params = {"wait": self._wait(deadline, end)}
         data = await self._request("POST", _EXECUTIONS, params=params, json=body, retry=True, deadline=end)
         return await self._until_terminal(Execution.from_json(data), end)
+
+    async def runtimes(self) -> list[Runtime]:
+        return [Runtime.from_json(item) for item in await self._request("GET", _RUNTIMES)]
+
+    async def artifact(self, execution_id: str, path: str) -> bytes:
+        response = await self._http.get(_artifact_path(execution_id, path), headers=self._headers, timeout=self.timeout)
+        return self._content(response)
 
     async def cancel(self, execution_id: str) -> Execution:
         return Execution.from_json(await self._request("DELETE", _path(execution_id)))

@@ -35,6 +35,10 @@ class NotFound(ExecutionerError):
     """404: no such execution (or it belongs to another key)."""
 
 
+class Gone(ExecutionerError):
+    """410: what was asked for was dropped after its retention (an artifact past the payload retention)."""
+
+
 class Conflict(ExecutionerError):
     """409: the execution already finished (cancel)."""
 
@@ -128,5 +132,5 @@ def error_from_response(response: httpx.Response) -> ExecutionerError:
         cls = RateLimited if code == 429 else Unavailable
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
         return cls(code, message, field, detail, retry_after=retry_after)
-    cls_by_code: dict[int, type[ExecutionerError]] = {401: Unauthorized, 404: NotFound, 409: Conflict}
+    cls_by_code: dict[int, type[ExecutionerError]] = {401: Unauthorized, 404: NotFound, 409: Conflict, 410: Gone}
     return cls_by_code.get(code, ExecutionerError)(code, message, field, detail)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -40,6 +41,58 @@ class Limits:
         return cls(timeout_seconds=float(data["timeout_seconds"]), memory_mb=int(data["memory_mb"]))
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """A file the program was given in its working directory."""
+
+    path: str
+    content: bytes
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InputFile:
+        return cls(path=data["path"], content=base64.b64decode(data.get("content_base64", "")))
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file the program wrote under outputs/: fetch its bytes with `artifact(execution_id, path)`."""
+
+    path: str
+    size: int
+    content_type: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Artifact:
+        return cls(path=data["path"], size=int(data["size"]), content_type=data["content_type"])
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime the server offers (`runtimes()`): pass its name as `runtime=`."""
+
+    name: str
+    description: str
+    python_version: str
+    packages: tuple[Package, ...] = ()
+    default: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Runtime:
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            python_version=data.get("python_version", ""),
+            packages=tuple(Package(name=p["name"], version=p["version"]) for p in data.get("packages", [])),
+            default=bool(data.get("default", False)),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExecutionSummary:
     """An execution in a list: what it is and how it ended, without its code, input or output."""
@@ -56,6 +109,7 @@ class ExecutionSummary:
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     error: str | None = None
+    runtime: str = "python"
 
     @staticmethod
     def _summary_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +128,7 @@ class ExecutionSummary:
             "stdout_truncated": bool(data.get("stdout_truncated", False)),
             "stderr_truncated": bool(data.get("stderr_truncated", False)),
             "error": data.get("error"),
+            "runtime": data.get("runtime", "python"),
         }
 
     @classmethod
@@ -89,6 +144,9 @@ class Execution(ExecutionSummary):
     stderr: str = ""
     code: str = ""
     stdin: str = ""
+    files: tuple[InputFile, ...] = field(default=())
+    artifacts: tuple[Artifact, ...] = field(default=())
+    artifacts_truncated: bool = False
     payload_expired: bool = False
 
     @classmethod
@@ -99,6 +157,9 @@ class Execution(ExecutionSummary):
             stderr=data.get("stderr", ""),
             code=data.get("code", ""),
             stdin=data.get("stdin", ""),
+            files=tuple(InputFile.from_json(item) for item in data.get("files", [])),
+            artifacts=tuple(Artifact.from_json(item) for item in data.get("artifacts", [])),
+            artifacts_truncated=bool(data.get("artifacts_truncated", False)),
             payload_expired=bool(data.get("payload_expired", False)),
         )
 

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: help deps venv lock frontend frontend-deps up lint format test test-unit test-local test-cluster bench clean
+.PHONY: help deps venv lock frontend frontend-deps runtimes up lint format test test-unit test-local test-cluster bench clean
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -71,7 +71,11 @@ frontend-deps: frontend/node_modules/.package-lock.json  ## the UI's npm package
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 
-up: deps venv frontend $(if $(filter kubernetes,$(EXECUTIONER_BACKEND)),sandbox-image)  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
+# installed once per lock file (sandbox-image/runtimes/*.txt) under EXECUTIONER_RUNTIMES_DIR; seconds when cached
+runtimes: venv  ## install the runtimes' pinned packages (python-data: numpy, pandas, ...) for the local sandbox
+	EXECUTIONER_UV=$(UV) $(BIN)/executioner prepare-runtimes
+
+up: deps venv frontend $(if $(filter kubernetes,$(EXECUTIONER_BACKEND)),sandbox-image,runtimes)  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
 	$(BIN)/executioner up
 
 lint: venv frontend-deps  ## ruff, mypy (strict on the shared core), the import layers, eslint and tsc
@@ -90,12 +94,12 @@ format: venv  ## apply ruff's fixes and formatting
 test-unit: venv  ## pure logic only: no Redis, bubblewrap, cluster or browser (seconds)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-test: deps browser-deps venv lint frontend  ## lint, then every test: unit, integration, security, browser and the real cluster
+test: deps browser-deps venv lint frontend runtimes  ## lint, then every test: unit, integration, security, browser and the real cluster
 	cd frontend && npm test
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/pytest --ignore=tests/unit $(PYTEST_ARGS)
 
-test-local: deps venv frontend  ## the tests that need no cluster and no browser
+test-local: deps venv frontend runtimes  ## the tests that need no cluster and no browser
 	$(BIN)/pytest -m "not cluster and not browser" $(PYTEST_ARGS)
 
 bench: deps venv  ## print latency, throughput and memory figures against bare python3

@@ -16,11 +16,17 @@ Fixtures
   system (API, Redis, worker, sandbox) on each backend and return its document.
   A backend joins the shared behaviour and escape suites by adding its stack
   fixture (named "<backend>_stack") to BACKENDS.
+- @pytest.mark.every_runtime: run a run_code test in every runtime, on the backends
+  RUNTIME_BACKENDS names for it (`runtime` is the default runtime otherwise).
+- prepared_runtimes (session): `executioner prepare-runtimes` for the local stacks
+  (cached by lock file: seconds after the first time); fails loudly when it cannot.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +80,20 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(stack_env, tmp_path_factory):
+def prepared_runtimes() -> None:
+    """The local runtimes' packages, installed where the local stacks' workers look (as `make runtimes` does)."""
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "executioner.cli", "prepare-runtimes"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("EXECUTIONER_")},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, f"executioner prepare-runtimes failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env, prepared_runtimes, tmp_path_factory):
     logs = tmp_path_factory.mktemp("stack-logs")
     worker = start_worker(stack_env, logs / "worker.log")
     url, api_process = start_api(stack_env, logs / "api.log")
@@ -84,7 +103,7 @@ def stack(stack_env, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def cold_stack(tmp_path_factory):
+def cold_stack(prepared_runtimes, tmp_path_factory):
     """The local stack without warm sandboxes: every execution starts its own (its own Redis, so no other worker
     takes its executions)."""
     logs = tmp_path_factory.mktemp("cold-stack")
@@ -202,12 +221,49 @@ def backend_stack(request):
     return request.getfixturevalue(f"{request.param}_stack")
 
 
+# The backends each runtime beyond the default runs on in the shared suites. A runtime with packages always starts a
+# cold sandbox locally, so "local" alone covers the local backend.
+RUNTIME_BACKENDS = {"python": BACKENDS, "python-data": ["local"]}
+
+
+def _runtime_cases() -> list:
+    cases = []
+    for runtime, backends in RUNTIME_BACKENDS.items():
+        for backend in backends:
+            name, marks = (backend, ()) if isinstance(backend, str) else (backend.values[0], backend.marks)
+            cases.append(pytest.param(name, runtime, marks=marks, id=f"{name}-{runtime}"))
+    return cases
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "every_runtime: run the run_code test in every runtime (RUNTIME_BACKENDS)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc):
+    """every_runtime: (backend, runtime) pairs instead of backend_stack's own parameters. As a parametrize mark,
+    added before pytest reads the marks, so the fixture's parameters give way to it."""
+    if metafunc.definition.get_closest_marker("every_runtime"):
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize(("backend_stack", "runtime"), _runtime_cases(), indirect=["backend_stack"])
+        )
+
+
 @pytest.fixture
-def run_code(backend_stack):
+def runtime() -> str:
+    """The runtime run_code uses: the default, unless the test is in_every_runtime."""
+    return "python"
+
+
+@pytest.fixture
+def run_code(backend_stack, runtime):
     with httpx.Client(base_url=backend_stack.url, timeout=120) as client:
 
-        def run(code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128) -> dict:
-            return run_program(client, code, stdin, timeout, memory_mb)
+        def run(
+            code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128, files: dict[str, bytes] | None = None
+        ) -> dict:
+            return run_program(client, code, stdin, timeout, memory_mb, runtime, files)
 
         run.stack = backend_stack
+        run.runtime = runtime
         yield run

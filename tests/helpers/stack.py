@@ -6,6 +6,7 @@ mount namespace, so even a sandbox escape could not change the machine's mounts.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -140,13 +141,26 @@ def kill_process_tree(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def run_program(client: httpx.Client, code: str, stdin: str = "", timeout: float = 10, memory_mb: int = 128) -> dict:
-    """Submit through the API and return the finished execution document."""
-    response = client.post(
-        "/v1/executions",
-        params={"wait": 30},
-        json={"code": code, "stdin": stdin, "limits": {"timeout_seconds": timeout, "memory_mb": memory_mb}},
-    )
+def run_program(
+    client: httpx.Client,
+    code: str,
+    stdin: str = "",
+    timeout: float = 10,
+    memory_mb: int = 128,
+    runtime: str = "python",
+    files: dict[str, bytes] | None = None,
+) -> dict:
+    """Submit through the API and return the finished execution document; `files` are input files by path."""
+    body = {
+        "code": code,
+        "stdin": stdin,
+        "limits": {"timeout_seconds": timeout, "memory_mb": memory_mb},
+        "runtime": runtime,
+        "files": [
+            {"path": path, "content_base64": base64.b64encode(data).decode()} for path, data in (files or {}).items()
+        ],
+    }
+    response = client.post("/v1/executions", params={"wait": 30}, json=body)
     assert response.status_code in (200, 202), response.text
     document = response.json()
     while document["status"] in ("queued", "running"):

@@ -1,4 +1,6 @@
-"""Escape attempts: each runs only inside a sandbox, against every backend, and asserts the exact outcome.
+"""Escape attempts: each runs only inside a sandbox, against every backend, and asserts the exact outcome. The
+filesystem, network and process escapes run in every runtime too (`every_runtime`): a runtime's packages change
+what the sandbox holds.
 
 The worker that runs them lives in a private mount namespace (see helpers/stack.py),
 so even an escape that worked could not change the machine's mounts.
@@ -83,6 +85,7 @@ CLUSTER_NETWORK_PROBE = program(
 )
 
 
+@pytest.mark.every_runtime
 def test_network_is_unreachable(run_code):
     stack = run_code.stack
     api_port = int(stack.url.rsplit(":", 1)[1])
@@ -131,6 +134,7 @@ def host_canary(tmp_path):
         path.unlink(missing_ok=True)
 
 
+@pytest.mark.every_runtime
 def test_host_files_and_environment_are_invisible(run_code, host_canary):
     secret, paths = host_canary
     doc = run_code(
@@ -164,7 +168,9 @@ def test_host_files_and_environment_are_invisible(run_code, host_canary):
     )
     assert doc["status"] == "succeeded", doc
     seen = json.loads(doc["stdout"])
-    assert set(seen["env"]) <= {"PATH", "HOME", "LANG"}
+    # a runtime with packages adds matplotlib's two, naming the sandbox's own paths
+    allowed = {"PATH", "HOME", "LANG"} | ({"MPLBACKEND", "MPLCONFIGDIR"} if run_code.runtime != "python" else set())
+    assert set(seen["env"]) <= allowed
     assert not any(seen["visible"].values()), seen["visible"]
     assert not any(seen["readable"].values()), seen["readable"]
     assert secret not in doc["stdout"]
@@ -179,12 +185,16 @@ def test_runs_as_an_unprivileged_user(run_code):
     assert cap_eff.split()[1] == "0000000000000000"
 
 
+@pytest.mark.every_runtime
 def test_root_filesystem_is_read_only(run_code):
     doc = run_code(
         program(
             """
             import errno
-            for path in ["/usr/evil", "/evil", "/sandbox/evil", "/opt/executioner/runner.py"]:
+            paths = ["/usr/evil", "/evil", "/sandbox/evil", "/opt/executioner/runner.py"]
+            # a runtime's packages (python-data): read-only, like everything outside /tmp
+            paths += ["/opt/runtime/site-packages/evil.py", "/opt/runtime/site-packages/numpy/__init__.py"]
+            for path in paths:
                 try:
                     open(path, "w").write("x")
                     print(path, "written")
@@ -198,9 +208,12 @@ def test_root_filesystem_is_read_only(run_code):
     assert doc["status"] == "succeeded", doc
     lines = doc["stdout"].splitlines()
     assert all(line.split()[1] in ("EROFS", "EACCES", "ENOENT") for line in lines[:-1]), lines
+    if run_code.runtime == "python-data":  # its packages are there, and read-only
+        assert lines[-2].split()[1] in ("EROFS", "EACCES"), lines
     assert lines[-1] == "/tmp fine"
 
 
+@pytest.mark.every_runtime
 def test_tmp_cannot_be_filled_past_its_limit(run_code):
     doc = run_code(
         program(
@@ -225,6 +238,7 @@ def test_tmp_cannot_be_filled_past_its_limit(run_code):
     assert int(written) < 64
 
 
+@pytest.mark.every_runtime
 def test_fork_bomb_is_contained(run_code):
     # The pids limit (64 per local sandbox, the kubelet's 256 per pod) stops it before memory runs out.
     doc = run_code("import os\nwhile True:\n    os.fork()", timeout=5)
@@ -249,6 +263,7 @@ def test_thread_bomb_is_contained(run_code):
         assert "can't start new thread" in doc["stderr"]
 
 
+@pytest.mark.every_runtime
 def test_orphans_do_not_outlive_the_execution(run_code):
     marker = new_marker("orphan")
     doc = run_code(
@@ -325,6 +340,7 @@ def test_killing_the_runner_does_not_suppress_the_result(run_code):
     assert doc["stdout"].splitlines()[-1] == "still here"
 
 
+@pytest.mark.every_runtime
 def test_the_runner_cannot_be_traced_or_read(run_code):
     doc = run_code(
         program(
@@ -356,6 +372,7 @@ def test_the_runner_cannot_be_traced_or_read(run_code):
     assert lines["ptrace"].startswith("-1")
 
 
+@pytest.mark.every_runtime
 def test_privileges_cannot_be_regained(run_code):
     doc = run_code(
         program(
@@ -420,6 +437,7 @@ def test_setuid_binaries_do_not_elevate(run_code):
     assert doc["stdout"].splitlines()[-1] == "uid after 65534 65534"
 
 
+@pytest.mark.every_runtime
 def test_one_execution_cannot_see_another(run_code):
     import concurrent.futures
 
@@ -437,7 +455,7 @@ def test_one_execution_cannot_see_another(run_code):
         f"""
         import os, time
         time.sleep(1)
-        seen = [name for name in os.listdir("/tmp") if name != "outputs"]  # its own outputs/ alone
+        seen = [name for name in os.listdir("/tmp") if name not in ("outputs", ".matplotlib")]  # its own
         cmdlines = []
         for pid in os.listdir("/proc"):
             if pid.isdigit():

@@ -9,6 +9,9 @@
 (d) sustained throughput with 2x cores concurrent clients, against bare parallel python3 launches
 (e) resident memory of the idle stack (Redis + worker + API)
 (f) with --kubernetes: one execution as a Job on the cluster in KUBECONFIG (the sandbox image must be loaded)
+(h) runtimes: request to result through the API for `import numpy, pandas` in python-data (a cold sandbox with the
+    prepared packages bound; `make runtimes` first) next to the hello world in python, and bare python3 importing the
+    same packages from the same directory
 Figures only: this is never part of the pass/fail test suite.
 """
 
@@ -37,6 +40,7 @@ from executioner.settings import Settings
 from executioner.worker.backends.local import LocalBackend
 
 HELLO = "print('hello')"
+DATA_IMPORT = "import numpy, pandas\nprint('hello')"
 SANDBOX_PYTHON = Settings().sandbox_python
 
 
@@ -256,6 +260,8 @@ def main() -> None:
                 f"{served.get('cold', 0)} cold"
             )
 
+            runtime_figures(port, base_p50, args.runs)
+
             time.sleep(3)  # idle
             rss, pss = memory_of(process_tree(stack.pid))
             print(f"(e) idle stack memory               RSS {rss:6.1f} MiB  PSS {pss:6.1f} MiB  (target < 300 MiB)")
@@ -264,6 +270,40 @@ def main() -> None:
             stack.wait(timeout=20)
     if args.kubernetes:
         kubernetes_latency(base_p50, runs=min(args.runs, 20))
+
+
+def runtime_figures(port: int, base_p50: float, runs: int) -> None:
+    """(h) request to result per runtime, through the API, beside bare python3 doing the same import; the three
+    alternate run by run so that drift in the machine's load hits them alike."""
+    from executioner.runtime_packages import prepared_packages
+
+    packages = prepared_packages(Settings(), "python-data")
+    bare_code = f"import sys; sys.path.insert(0, {str(packages)!r}); {DATA_IMPORT}"
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+
+        def request(runtime: str, code: str) -> None:
+            body = {"code": code, "runtime": runtime, "limits": {"timeout_seconds": 30, "memory_mb": 384}}
+            document = client.post("/v1/executions", params={"wait": 30}, json=body).json()
+            assert document["status"] == "succeeded" and document["stdout"] == "hello\n", document
+
+        actions = {
+            "python: hello world": lambda: request("python", HELLO),
+            "python-data: import numpy, pandas": lambda: request("python-data", DATA_IMPORT),
+            "bare python3: import numpy, pandas": lambda: subprocess.run(
+                [SANDBOX_PYTHON, "-I", "-c", bare_code], check=True, stdout=subprocess.DEVNULL
+            ),
+        }
+        samples: dict[str, list[float]] = {label: [] for label in actions}
+        for action in actions.values():
+            action()  # warm caches once
+        for _ in range(max(runs // 5, 5)):
+            for label, action in actions.items():
+                started = time.perf_counter()
+                action()
+                samples[label].append((time.perf_counter() - started) * 1000)
+    for label, times in samples.items():
+        p50, p95 = percentiles(times)
+        print(f"(h) {label:38} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({p50 / base_p50:.2f}x)")
 
 
 def kubernetes_latency(base_p50: float, runs: int) -> None:

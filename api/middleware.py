@@ -15,10 +15,10 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-# The web UI loads only its own files (and shows artifacts it fetched as blob: images). /docs sets its own (the same,
-# plus its inline script's hash); artifacts set a stricter one.
+# The web UI loads only its own files (it shows an image artifact it fetched with the key as a data: URL). /docs sets
+# its own (the same, plus its inline script's hash); artifacts set a stricter one.
 UI_CSP = (
-    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     b"connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 

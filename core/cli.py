@@ -20,6 +20,7 @@ import httpx
 from httpx_sse import SSEError, connect_sse
 
 from executioner.artifacts import artifact_path_problem, keep_artifacts
+from executioner.bounds import InvalidSubmission, RequestBounds
 from executioner.live_output import LiveOutput
 from executioner.models import Artifact, Execution, ExecutionPublic, Limits, Status, utcnow
 from executioner.runtimes import DEFAULT_RUNTIME
@@ -184,7 +185,6 @@ def cmd_prepare_runtimes(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from executioner.submission import InvalidSubmission, RequestBounds
     from executioner.worker.backends.local import LocalBackend  # the sandbox itself, loaded only to run
 
     settings = Settings()

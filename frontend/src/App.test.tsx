@@ -47,7 +47,7 @@ describe('App', () => {
       code: 'print(input())',
       stdin: 'neon',
       runtime: 'python',
-      limits: { timeout_seconds: 2.5, memory_mb: 128 },
+      limits: { timeout_seconds: 2.5 }, // no memory_mb: the runtime's default
     })
     await waitFor(() => expect(status()).toHaveTextContent(/^succeeded$/))
     expect(region('stdout').textContent).toBe('Hello, world!\n')

@@ -1,13 +1,26 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react'
-import { createApiClient, isTerminal, type ApiClient, type Execution, type ExecutionSummary } from './api/client'
-import { describeError, fieldLabel, type ApiProblem } from './api/errors'
+import {
+  createApiClient,
+  isTerminal,
+  type ApiClient,
+  type Execution,
+  type ExecutionCreate,
+  type ExecutionSummary,
+  type Runtime,
+  type RuntimeName,
+} from './api/client'
+import { describeError, fieldLabel, isFileField, type ApiProblem } from './api/errors'
+import { ArtifactsPanel } from './components/ArtifactsPanel'
 import { CodeEditor } from './components/CodeEditor'
+import { FileInputs } from './components/FileInputs'
 import { HistoryList } from './components/HistoryList'
 import { OutputPane } from './components/OutputPane'
 import type { DisplayStatus } from './components/status'
+import { RuntimeSelect } from './components/RuntimeSelect'
 import { StatusBadge } from './components/StatusBadge'
 import { executionHref, executionIdFromHash } from './executionAddress'
 import { formatMs } from './format'
+import { pickedFromInput, readPickedFile, withPicked, type PickedFile } from './inputFiles'
 import { loadApiKey, rememberSource, saveApiKey, sourceOf } from './storage'
 import { useExecution } from './useExecution'
 import { useLatest } from './useLatest'
@@ -23,7 +36,7 @@ for i in range(3):
 `
 
 const DEFAULT_TIMEOUT = 5
-const DEFAULT_MEMORY = 128
+const DEFAULT_RUNTIME = 'python'
 const HISTORY_PAGE = 20
 
 export interface AppProps {
@@ -63,7 +76,16 @@ export default function App({ client: injected, retryMs }: AppProps) {
   const [code, setCode] = useState(SAMPLE_CODE)
   const [stdin, setStdin] = useState('')
   const [timeoutSeconds, setTimeoutSeconds] = useState(String(DEFAULT_TIMEOUT))
-  const [memoryMb, setMemoryMb] = useState(String(DEFAULT_MEMORY))
+  // Empty: the runtime's default memory (python-data needs more than the standard library does).
+  const [memoryMb, setMemoryMb] = useState('')
+  const [runtimes, setRuntimes] = useState<Runtime[]>([])
+  const [runtimesProblem, setRuntimesProblem] = useState<string | null>(null)
+  const [runtime, setRuntime] = useState(DEFAULT_RUNTIME)
+  // Once a person picks a runtime (or reopens an execution), the list arriving late does not override it.
+  const runtimeChosen = useRef(false)
+  const [files, setFiles] = useState<PickedFile[]>([])
+  const [readingFiles, setReadingFiles] = useState(0)
+  const [filesReadProblem, setFilesReadProblem] = useState<string | null>(null)
 
   const [history, setHistory] = useState<ExecutionSummary[] | null>(null)
   const [historyLoading, setHistoryLoading] = useState(true) // the first load starts on mount
@@ -120,25 +142,64 @@ export default function App({ client: injected, retryMs }: AppProps) {
   const exec = useExecution(client, { retryMs, onFinished })
   const { execution, phase, problem } = exec
   const active = phase !== 'idle'
+  const fileProblem = problem && isFileField(problem.field) ? problem : null
 
   const status: DisplayStatus = phase === 'submitting' ? 'submitting' : (execution?.status ?? 'idle')
   const badField = problem?.field
 
   const run = useCallback(async () => {
-    if (active) return
-    const body = {
+    if (active || readingFiles) return
+    const body: ExecutionCreate = {
       code,
       stdin,
-      runtime: 'python' as const,
-      limits: { timeout_seconds: Number(timeoutSeconds), memory_mb: Number(memoryMb) },
+      // The server names an unknown runtime in a 422, like any other field.
+      runtime: runtime as RuntimeName,
+      // No memory_mb: the server gives the runtime's default. (openapi-typescript marks fields with defaults required.)
+      limits: {
+        timeout_seconds: Number(timeoutSeconds),
+        ...(memoryMb.trim() ? { memory_mb: Number(memoryMb) } : {}),
+      } as ExecutionCreate['limits'],
     }
+    if (files.length) body.files = files.map(({ path, content_base64 }) => ({ path, content_base64 }))
     const created = await exec.run(body)
     if (created) {
       rememberSource(created.id, { code, stdin })
       window.history.replaceState(null, '', executionHref(created.id))
       void refreshHistory()
     }
-  }, [active, code, stdin, timeoutSeconds, memoryMb, exec, refreshHistory])
+  }, [active, readingFiles, code, stdin, runtime, files, timeoutSeconds, memoryMb, exec, refreshHistory])
+
+  // A problem the server found with the files names one by its index: once the files change, it is stale.
+  const dismissFileProblem = fileProblem ? exec.dismissProblem : undefined
+  const pickFiles = useCallback(
+    (picked: File[]) => {
+      setReadingFiles((n) => n + 1)
+      Promise.all(picked.map(readPickedFile)).then(
+        (read) => {
+          setFiles((current) => withPicked(current, read))
+          setFilesReadProblem(null)
+          setReadingFiles((n) => n - 1)
+          dismissFileProblem?.()
+        },
+        (error: unknown) => {
+          setFilesReadProblem(error instanceof Error ? error.message : String(error))
+          setReadingFiles((n) => n - 1)
+        },
+      )
+    },
+    [dismissFileProblem],
+  )
+  const removeFile = useCallback(
+    (path: string) => {
+      setFiles((current) => current.filter((file) => file.path !== path))
+      dismissFileProblem?.()
+    },
+    [dismissFileProblem],
+  )
+  const chooseRuntime = useCallback((name: string) => {
+    runtimeChosen.current = true
+    setRuntime(name)
+  }, [])
 
   const openExecution = useCallback(
     (doc: Execution) => {
@@ -149,7 +210,10 @@ export default function App({ client: injected, retryMs }: AppProps) {
         setStdin(source.stdin)
       }
       setTimeoutSeconds(String(doc.limits.timeout_seconds ?? DEFAULT_TIMEOUT))
-      setMemoryMb(String(doc.limits.memory_mb ?? DEFAULT_MEMORY))
+      setMemoryMb(doc.limits.memory_mb != null ? String(doc.limits.memory_mb) : '')
+      runtimeChosen.current = true
+      setRuntime(doc.runtime)
+      setFiles((doc.files ?? []).map(pickedFromInput))
       window.history.replaceState(null, '', executionHref(doc.id))
     },
     [exec],
@@ -168,6 +232,15 @@ export default function App({ client: injected, retryMs }: AppProps) {
   const openExecutionRef = useLatest(openExecution)
   useEffect(() => {
     void loadHistory()
+    client.listRuntimes().then(
+      (offered) => {
+        setRuntimes(offered)
+        setRuntimesProblem(null)
+        const preferred = offered.find((r) => r.default) ?? offered.find((r) => r.name === DEFAULT_RUNTIME) ?? offered[0]
+        if (preferred && !runtimeChosen.current) setRuntime(preferred.name)
+      },
+      (error: unknown) => setRuntimesProblem(describeError(error).message),
+    )
     const id = executionIdFromHash(window.location.hash)
     if (id) {
       client.getExecution(id).then(
@@ -275,7 +348,35 @@ export default function App({ client: injected, retryMs }: AppProps) {
               aria-describedby={describedBy('stdin')}
               className="field w-full resize-y"
             />
-            <div className="mt-3 flex flex-wrap items-end gap-4">
+            <div className="mt-3">
+              <FileInputs
+                files={files}
+                onPick={pickFiles}
+                onRemove={removeFile}
+                invalidIndex={fileProblem?.fileIndex}
+                describedBy={fileProblem ? problemId : undefined}
+                problem={
+                  fileProblem ? (
+                    <div id={problemId}>
+                      <ProblemAlert problem={fileProblem} onDismiss={exec.dismissProblem} onFixKey={() => keyInput.current?.focus()} />
+                    </div>
+                  ) : filesReadProblem ? (
+                    <p role="alert" className="text-sm text-danger">
+                      Cannot read the file: {filesReadProblem}
+                    </p>
+                  ) : null
+                }
+              />
+            </div>
+            <div className="mt-3 flex flex-wrap items-start gap-4">
+              <RuntimeSelect
+                runtimes={runtimes}
+                value={runtime}
+                onChange={chooseRuntime}
+                problem={runtimesProblem}
+                invalid={invalid('runtime')}
+                describedBy={describedBy('runtime')}
+              />
               <div>
                 <label htmlFor="timeout" className="mb-1 block font-mono text-xs text-muted">
                   Timeout (s)
@@ -303,6 +404,7 @@ export default function App({ client: injected, retryMs }: AppProps) {
                   inputMode="numeric"
                   min={1}
                   step={1}
+                  placeholder="default"
                   value={memoryMb}
                   onChange={(e) => setMemoryMb(e.target.value)}
                   aria-invalid={invalid('limits.memory_mb')}
@@ -310,7 +412,7 @@ export default function App({ client: injected, retryMs }: AppProps) {
                   className="field w-24"
                 />
               </div>
-              <div className="ml-auto flex items-center gap-2">
+              <div className="ml-auto flex items-center gap-2 self-end">
                 {execution && !isTerminal(execution.status) && (
                   <button
                     type="button"
@@ -325,7 +427,7 @@ export default function App({ client: injected, retryMs }: AppProps) {
                   type="submit"
                   aria-label="Run"
                   aria-keyshortcuts="Control+Enter Meta+Enter"
-                  disabled={active}
+                  disabled={active || readingFiles > 0}
                   aria-busy={active || undefined}
                   className="rounded-md bg-lime px-6 py-2 font-mono text-sm font-bold tracking-widest text-void uppercase shadow-[0_0_18px_rgb(182_255_59/0.45)] transition-[filter] hover:brightness-110 disabled:cursor-wait disabled:bg-lime/50 disabled:shadow-none"
                 >
@@ -355,12 +457,13 @@ export default function App({ client: injected, retryMs }: AppProps) {
             )}
             {execution && (
               <span className="rounded-full border border-edge px-3 py-0.5 text-muted" title={`Execution ${execution.id}`}>
-                {execution.backend} · {execution.limits.timeout_seconds ?? DEFAULT_TIMEOUT}s · {execution.limits.memory_mb ?? DEFAULT_MEMORY}MB
+                {execution.backend} · {execution.runtime} · {execution.limits.timeout_seconds ?? DEFAULT_TIMEOUT}s
+                {execution.limits.memory_mb != null && ` · ${execution.limits.memory_mb}MB`}
               </span>
             )}
           </div>
 
-          {problem && (
+          {problem && !fileProblem && (
             <div id={problemId}>
               <ProblemAlert problem={problem} onDismiss={exec.dismissProblem} onFixKey={() => keyInput.current?.focus()} />
             </div>
@@ -392,6 +495,14 @@ export default function App({ client: injected, retryMs }: AppProps) {
             truncated={execution?.stderr_truncated ?? false}
             emptyHint={execution && isTerminal(execution.status) ? '(empty)' : ''}
           />
+          {execution && ((execution.artifacts?.length ?? 0) > 0 || execution.artifacts_truncated) && (
+            <ArtifactsPanel
+              client={client}
+              executionId={execution.id}
+              artifacts={execution.artifacts ?? []}
+              truncated={execution.artifacts_truncated ?? false}
+            />
+          )}
         </section>
       </main>
 

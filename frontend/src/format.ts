@@ -20,3 +20,9 @@ export function formatAgo(iso: string, now = Date.now()): string {
 export function firstLine(code: string): string {
   return code.split('\n').find((line) => line.trim() && !line.trim().startsWith('#'))?.trim() ?? code.trim()
 }
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`
+}

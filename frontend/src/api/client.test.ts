@@ -42,6 +42,23 @@ describe('createApiClient', () => {
   })
 })
 
+describe('runtimes and artifacts', () => {
+  it('lists the runtimes', async () => {
+    const { http, seen } = recordingHttp([{ name: 'python', python_version: '3.11', packages: [] }])
+    expect(await createApiClient(() => null, http).listRuntimes()).toEqual([{ name: 'python', python_version: '3.11', packages: [] }])
+    expect(seen.map((c) => `${c.method} ${c.url}`)).toEqual(['get /v1/runtimes'])
+  })
+
+  it('fetches an artifact as a blob, with the key, each segment of its path encoded', async () => {
+    const { http, seen } = recordingHttp(new Blob(['png']))
+    const blob = await createApiClient(() => 'k', http).getArtifact('e/1', 'sub dir/plot #1.png')
+    expect(blob).toBeInstanceOf(Blob)
+    expect(seen[0]!.url).toBe('/v1/executions/e%2F1/artifacts/sub%20dir/plot%20%231.png')
+    expect(seen[0]!.responseType).toBe('blob')
+    expect(seen[0]!.headers.get('Authorization')).toBe('Bearer k')
+  })
+})
+
 describe('isTerminal', () => {
   it('knows the six terminal states', () => {
     expect(TERMINAL_STATUSES).toHaveLength(6)

@@ -59,4 +59,21 @@ describe('describeError', () => {
   it('copes with non-HTTP errors', () => {
     expect(describeError(new Error('boom'))).toMatchObject({ kind: 'unknown', message: 'boom' })
   })
+
+  it('names the file of a 413 or 422 about an input file, and which one it is', () => {
+    const big = describeError(
+      httpError(413, { detail: [{ loc: ['body', 'files', 2, 'content_base64'], msg: "file 'big.csv': larger than 1000000 bytes", type: 'too_large' }] }),
+    )
+    expect(big).toMatchObject({ kind: 'too_large', field: 'files.2.content_base64', fileIndex: 2 })
+    expect(big.message).toBe("file 'big.csv': larger than 1000000 bytes. Remove it or pick a smaller file.")
+    const bad = describeError(
+      httpError(422, { detail: [{ loc: ['body', 'files', 0, 'path'], msg: "file '../x': the path is not normalised", type: 'value_error' }] }),
+    )
+    expect(bad).toMatchObject({ kind: 'invalid', field: 'files.0.path', fileIndex: 0, message: "file '../x': the path is not normalised" })
+    // pydantic's own messages do not name the file: the page says which one.
+    const missing = describeError(httpError(422, { detail: [{ loc: ['body', 'files', 1, 'content_base64'], msg: 'Field required', type: 'missing' }] }))
+    expect(missing.message).toBe('Input file 2 (files.1.content_base64): Field required')
+    const tooMany = describeError(httpError(422, { detail: [{ loc: ['body', 'files'], msg: 'List should have at most 8 items', type: 'too_long' }] }))
+    expect(tooMany).toMatchObject({ field: 'files', fileIndex: undefined, message: 'Input files (files): List should have at most 8 items' })
+  })
 })

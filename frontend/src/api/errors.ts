@@ -19,8 +19,10 @@ export interface ApiProblem {
   title: string
   /** One sentence the user can act on. */
   message: string
-  /** Dotted request field named by a 413/422 (`code`, `limits.timeout_seconds`). */
+  /** Dotted request field named by a 413/422 (`code`, `limits.timeout_seconds`, `files.0.path`). */
   field?: string
+  /** The input file a 413/422 names (its index in the request's `files`). */
+  fileIndex?: number
   retryAfterSeconds?: number
   /** Worth retrying the same request later (connection loss, 429, 5xx). */
   retryable: boolean
@@ -37,10 +39,28 @@ const FIELD_LABELS: Record<string, string> = {
   limits: 'Limits',
   'limits.timeout_seconds': 'Timeout',
   'limits.memory_mb': 'Memory',
+  runtime: 'Runtime',
+  files: 'Input files',
 }
 
 export function fieldLabel(field: string): string {
-  return FIELD_LABELS[field] ?? field
+  return FIELD_LABELS[field] ?? (isFileField(field) ? 'Input files' : field)
+}
+
+/** `files`, or a field of one input file (`files.0.path`): shown next to the files rather than the code. */
+export function isFileField(field: string | undefined): boolean {
+  return field === 'files' || (field?.startsWith('files.') ?? false)
+}
+
+function fileIndexOf(field: string | undefined): number | undefined {
+  const match = /^files\.(\d+)(\.|$)/.exec(field ?? '')
+  return match ? Number(match[1]) : undefined
+}
+
+/** The server's messages about a file name it ("file 'data.csv': ..."); pydantic's own do not. */
+function aboutFile(index: number, field: string | undefined, msg: string | undefined): string {
+  if (msg?.startsWith('file ')) return msg
+  return `Input file ${index + 1} (${field ?? 'files'}): ${msg ?? 'invalid value'}`
 }
 
 function firstValidationItem(detail: unknown): { field?: string; msg?: string } {
@@ -110,25 +130,26 @@ export function describeError(error: unknown): ApiProblem {
   }
   if (status === 413) {
     const { field, msg } = firstValidationItem(body.detail)
-    return {
-      kind: 'too_large',
-      status,
-      title: 'Too large',
-      field,
-      message: field
-        ? `${fieldLabel(field)} is too large${msg ? `: ${msg}` : ''}. Shorten it and run again.`
-        : `The request is too large${msg || detail ? `: ${msg ?? detail}` : ''}. Shorten the code or stdin and run again.`,
-      retryable: false,
-    }
+    const fileIndex = fileIndexOf(field)
+    let message: string
+    // The server's message names the file ("file 'big.csv': larger than 1000000 bytes").
+    if (fileIndex !== undefined) message = `${aboutFile(fileIndex, field, msg)}. Remove it or pick a smaller file.`
+    else if (field) message = `${fieldLabel(field)} is too large${msg ? `: ${msg}` : ''}. Shorten it and run again.`
+    else message = `The request is too large${msg || detail ? `: ${msg ?? detail}` : ''}. Shorten the code or stdin, or send smaller files, and run again.`
+    return { kind: 'too_large', status, title: 'Too large', field, fileIndex, message, retryable: false }
   }
   if (status === 422) {
     const { field, msg } = firstValidationItem(body.detail)
+    const fileIndex = fileIndexOf(field)
     return {
       kind: 'invalid',
       status,
       title: 'Invalid request',
       field,
-      message: field
+      fileIndex,
+      message: fileIndex !== undefined
+        ? aboutFile(fileIndex, field, msg)
+        : field
         ? `${fieldLabel(field)} (${field}): ${msg ?? 'invalid value'}`
         : (detail ?? msg ?? 'The server rejected the request.'),
       retryable: false,

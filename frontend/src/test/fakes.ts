@@ -1,6 +1,6 @@
 import { AxiosError, AxiosHeaders, type InternalAxiosRequestConfig } from 'axios'
 import { vi } from 'vitest'
-import { isTerminal, type ApiClient, type Execution } from '../api/client'
+import { isTerminal, type ApiClient, type Execution, type Runtime } from '../api/client'
 
 export function doc(overrides: Partial<Execution> = {}): Execution {
   return {
@@ -42,12 +42,31 @@ export function httpError(status: number, data: unknown = {}, headers: Record<st
   })
 }
 
+/** What GET /v1/runtimes offers by default: the standard library, and the data runtime. */
+export const RUNTIMES: Runtime[] = [
+  { name: 'python', description: 'Python with its standard library only.', python_version: '3.11', packages: [], default: true },
+  {
+    name: 'python-data',
+    description: 'Python with numpy, pandas, matplotlib (Agg) and scipy.',
+    python_version: '3.11',
+    packages: [
+      { name: 'matplotlib', version: '3.10.3' },
+      { name: 'numpy', version: '2.2.6' },
+      { name: 'pandas', version: '2.2.3' },
+      { name: 'scipy', version: '1.15.3' },
+    ],
+    default: false,
+  },
+]
+
 export function fakeClient(overrides: Partial<ApiClient> = {}) {
   const client = {
     createExecution: vi.fn<ApiClient['createExecution']>(async () => doc()),
     getExecution: vi.fn<ApiClient['getExecution']>(async () => doc({ status: 'succeeded', exit_code: 0 })),
     listExecutions: vi.fn<ApiClient['listExecutions']>(async () => ({ items: [], next_cursor: null })),
     cancelExecution: vi.fn<ApiClient['cancelExecution']>(async () => doc({ status: 'cancelled' })),
+    listRuntimes: vi.fn<ApiClient['listRuntimes']>(async () => RUNTIMES),
+    getArtifact: vi.fn<ApiClient['getArtifact']>(async (_id, path) => new Blob([`bytes of ${path}`])),
     // By default the event stream replays getExecution: a status event per document, the result at the end.
     followExecution: vi.fn<ApiClient['followExecution']>(async (id, onEvent, options): Promise<void> => {
       for (let n = 1; ; n++) {

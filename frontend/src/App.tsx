@@ -348,26 +348,6 @@ export default function App({ client: injected, retryMs }: AppProps) {
               aria-describedby={describedBy('stdin')}
               className="field w-full resize-y"
             />
-            <div className="mt-3">
-              <FileInputs
-                files={files}
-                onPick={pickFiles}
-                onRemove={removeFile}
-                invalidIndex={fileProblem?.fileIndex}
-                describedBy={fileProblem ? problemId : undefined}
-                problem={
-                  fileProblem ? (
-                    <div id={problemId}>
-                      <ProblemAlert problem={fileProblem} onDismiss={exec.dismissProblem} onFixKey={() => keyInput.current?.focus()} />
-                    </div>
-                  ) : filesReadProblem ? (
-                    <p role="alert" className="text-sm text-danger">
-                      Cannot read the file: {filesReadProblem}
-                    </p>
-                  ) : null
-                }
-              />
-            </div>
             <div className="mt-3 flex flex-wrap items-start gap-4">
               <RuntimeSelect
                 runtimes={runtimes}
@@ -412,29 +392,49 @@ export default function App({ client: injected, retryMs }: AppProps) {
                   className="field w-24"
                 />
               </div>
-              <div className="ml-auto flex items-center gap-2 self-end">
-                {execution && !isTerminal(execution.status) && (
-                  <button
-                    type="button"
-                    onClick={() => void exec.cancel()}
-                    disabled={exec.cancelling}
-                    className="rounded-md border border-magenta px-4 py-2 font-mono text-sm font-semibold text-magenta hover:bg-magenta/10 disabled:opacity-60"
-                  >
-                    {exec.cancelling ? 'Cancelling…' : 'Cancel'}
-                  </button>
-                )}
+            </div>
+            <div className="mt-3">
+              <FileInputs
+                files={files}
+                onPick={pickFiles}
+                onRemove={removeFile}
+                invalidIndex={fileProblem?.fileIndex}
+                describedBy={fileProblem ? problemId : undefined}
+                problem={
+                  fileProblem ? (
+                    <div id={problemId}>
+                      <ProblemAlert problem={fileProblem} onDismiss={exec.dismissProblem} onFixKey={() => keyInput.current?.focus()} />
+                    </div>
+                  ) : filesReadProblem ? (
+                    <p role="alert" className="text-sm text-danger">
+                      Cannot read the file: {filesReadProblem}
+                    </p>
+                  ) : null
+                }
+              />
+            </div>
+            <div className="mt-3 flex items-center justify-end gap-2">
+              {execution && !isTerminal(execution.status) && (
                 <button
-                  type="submit"
-                  aria-label="Run"
-                  aria-keyshortcuts="Control+Enter Meta+Enter"
-                  disabled={active || readingFiles > 0}
-                  aria-busy={active || undefined}
-                  className="rounded-md bg-lime px-6 py-2 font-mono text-sm font-bold tracking-widest text-void uppercase shadow-[0_0_18px_rgb(182_255_59/0.45)] transition-[filter] hover:brightness-110 disabled:cursor-wait disabled:bg-lime/50 disabled:shadow-none"
+                  type="button"
+                  onClick={() => void exec.cancel()}
+                  disabled={exec.cancelling}
+                  className="rounded-md border border-magenta px-4 py-2 font-mono text-sm font-semibold text-magenta hover:bg-magenta/10 disabled:opacity-60"
                 >
-                  {active && <span aria-hidden="true" className="mr-2 inline-block h-3 w-3 animate-spin rounded-full border-2 border-void border-t-transparent align-[-1px]" />}
-                  Run
+                  {exec.cancelling ? 'Cancelling…' : 'Cancel'}
                 </button>
-              </div>
+              )}
+              <button
+                type="submit"
+                aria-label="Run"
+                aria-keyshortcuts="Control+Enter Meta+Enter"
+                disabled={active || readingFiles > 0}
+                aria-busy={active || undefined}
+                className="rounded-md bg-lime px-6 py-2 font-mono text-sm font-bold tracking-widest text-void uppercase shadow-[0_0_18px_rgb(182_255_59/0.45)] transition-[filter] hover:brightness-110 disabled:cursor-wait disabled:bg-lime/50 disabled:shadow-none"
+              >
+                {active && <span aria-hidden="true" className="mr-2 inline-block h-3 w-3 animate-spin rounded-full border-2 border-void border-t-transparent align-[-1px]" />}
+                Run
+              </button>
             </div>
           </div>
         </form>

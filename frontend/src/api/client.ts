@@ -19,19 +19,13 @@ export type RuntimeName = ExecutionCreate['runtime']
 export type InputFile = Schemas['InputFile']
 export type Artifact = Schemas['Artifact']
 /** A runtime the server offers (GET /v1/runtimes): its Python and the packages a program can import. */
-export interface Runtime {
-  name: string
-  description?: string
-  python_version: string
-  packages: { name: string; version: string }[]
-  default?: boolean
-}
+export type Runtime = Schemas['RuntimePublic']
 
 type JsonOf<R> = R extends { content: { 'application/json': infer T } } ? T : never
 type CreateResponse = JsonOf<paths['/v1/executions']['post']['responses'][202]>
 type ListResponse = JsonOf<paths['/v1/executions']['get']['responses'][200]>
 type GetResponse = JsonOf<paths['/v1/executions/{execution_id}']['get']['responses'][200]>
-type RuntimesResponse = Runtime[]
+type RuntimesResponse = JsonOf<paths['/v1/runtimes']['get']['responses'][200]>
 type CancelResponse = JsonOf<paths['/v1/executions/{execution_id}']['delete']['responses'][200]>
 
 export const TERMINAL_STATUSES: readonly ExecutionStatus[] = [
@@ -63,7 +57,7 @@ export interface ApiClient {
   getExecution(id: string): Promise<GetResponse>
   listExecutions(limit?: number, cursor?: string | null): Promise<ListResponse>
   cancelExecution(id: string): Promise<CancelResponse>
-  listRuntimes(): Promise<Runtime[]>
+  listRuntimes(): Promise<RuntimesResponse>
   /** An artifact's bytes, fetched with the API key (so an <img> or a link cannot fetch it by itself). */
   getArtifact(id: string, path: string): Promise<Blob>
   /**
@@ -130,11 +124,12 @@ export function createApiClient(
       return (await http.delete<CancelResponse>(path('/v1/executions/{execution_id}', { execution_id: id }))).data
     },
     async listRuntimes() {
-      return (await http.get<RuntimesResponse>('/v1/runtimes')).data
+      return (await http.get<RuntimesResponse>(path('/v1/runtimes'))).data
     },
     async getArtifact(id, artifactPath) {
       // Each segment of the path is encoded; its slashes stay slashes (sub/plot.png).
-      const url = `${path('/v1/executions/{execution_id}', { execution_id: id })}/artifacts/${artifactPath.split('/').map(encodeURIComponent).join('/')}`
+      const segments = artifactPath.split('/').map(encodeURIComponent).join('/')
+      const url = path('/v1/executions/{execution_id}/artifacts/{path}', { execution_id: id, path: '' }) + segments
       return (await http.get<Blob>(url, { responseType: 'blob' })).data
     },
     // fetch, not EventSource: EventSource cannot send the Authorization header, and a key never goes in a URL.

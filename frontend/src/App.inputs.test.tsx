@@ -43,13 +43,28 @@ describe('runtime selector', () => {
     expect(await screen.findByTitle('Execution exec-1')).toHaveTextContent('local · python-data · 5s')
   })
 
-  it('still runs in the default runtime when the list cannot be loaded, and says why', async () => {
-    const client = fakeClient({ listRuntimes: vi.fn(async () => Promise.reject(httpError(503, { detail: 'store down' }))) })
+  it('still runs in the default runtime when the list cannot be loaded, says why, and retries', async () => {
+    const client = fakeClient({ listRuntimes: vi.fn().mockRejectedValueOnce(httpError(503, { detail: 'store down' })).mockResolvedValue(RUNTIMES) })
     render(<App client={client} />)
     expect(await screen.findByText(/Cannot list runtimes/)).toHaveTextContent('store down')
     expect(runtimeBox()).toHaveValue('python')
     fireEvent.click(runButton())
     await waitFor(() => expect(client.createExecution).toHaveBeenCalledWith(expect.objectContaining({ runtime: 'python' })))
+    fireEvent.click(screen.getByRole('button', { name: 'Retry' }))
+    await waitFor(() => expect(within(runtimeBox()).getAllByRole('option')).toHaveLength(2))
+    expect(screen.queryByText(/Cannot list runtimes/)).toBeNull()
+  })
+
+  it('lists the runtimes again once an API key is entered after a 401', async () => {
+    const client = fakeClient({
+      listRuntimes: vi.fn().mockRejectedValueOnce(httpError(401, { detail: 'missing API key' })).mockResolvedValue(RUNTIMES),
+    })
+    const user = userEvent.setup()
+    render(<App client={client} />)
+    expect(await screen.findByText(/Cannot list runtimes/)).toHaveTextContent('needs a valid API key')
+    await user.type(screen.getByLabelText(/API key/), 'k3y')
+    await waitFor(() => expect(within(runtimeBox()).getAllByRole('option')).toHaveLength(2))
+    expect(client.listRuntimes).toHaveBeenCalledTimes(2) // once typing paused, not once per character
   })
 
   it('shows the runtime of an execution reopened from history', async () => {

@@ -79,7 +79,9 @@ export default function App({ client: injected, retryMs }: AppProps) {
   // Empty: the runtime's default memory (python-data needs more than the standard library does).
   const [memoryMb, setMemoryMb] = useState('')
   const [runtimes, setRuntimes] = useState<Runtime[]>([])
-  const [runtimesProblem, setRuntimesProblem] = useState<string | null>(null)
+  const [runtimesProblem, setRuntimesProblem] = useState<ApiProblem | null>(null)
+  // The API key the runtimes were last asked for with.
+  const runtimesAskedWith = useRef<string | null>(null)
   const [runtime, setRuntime] = useState(DEFAULT_RUNTIME)
   // Once a person picks a runtime (or reopens an execution), the list arriving late does not override it.
   const runtimeChosen = useRef(false)
@@ -230,17 +232,30 @@ export default function App({ client: injected, retryMs }: AppProps) {
   // First load: history, and the execution named in the address (#/executions/<id>), if any.
   // Runs once per client; openExecution is read through a ref so that it is deliberately not a dependency.
   const openExecutionRef = useLatest(openExecution)
-  useEffect(() => {
-    void loadHistory()
-    client.listRuntimes().then(
+  const loadRuntimes = useCallback(() => {
+    runtimesAskedWith.current = apiKeyRef.current
+    return client.listRuntimes().then(
       (offered) => {
         setRuntimes(offered)
         setRuntimesProblem(null)
         const preferred = offered.find((r) => r.default) ?? offered.find((r) => r.name === DEFAULT_RUNTIME) ?? offered[0]
         if (preferred && !runtimeChosen.current) setRuntime(preferred.name)
       },
-      (error: unknown) => setRuntimesProblem(describeError(error).message),
+      (error: unknown) => setRuntimesProblem(describeError(error)),
     )
+  }, [client, apiKeyRef])
+
+  // A key entered after the list was refused: ask again once typing pauses.
+  const runtimesRefused = runtimesProblem?.kind === 'unauthorized'
+  useEffect(() => {
+    if (!runtimesRefused || apiKey === runtimesAskedWith.current) return
+    const timer = setTimeout(() => void loadRuntimes(), 400)
+    return () => clearTimeout(timer)
+  }, [apiKey, runtimesRefused, loadRuntimes])
+
+  useEffect(() => {
+    void loadHistory()
+    void loadRuntimes()
     const id = executionIdFromHash(window.location.hash)
     if (id) {
       client.getExecution(id).then(
@@ -248,7 +263,7 @@ export default function App({ client: injected, retryMs }: AppProps) {
         () => window.history.replaceState(null, '', '#'),
       )
     }
-  }, [client, loadHistory, openExecutionRef])
+  }, [client, loadHistory, loadRuntimes, openExecutionRef])
 
   // Ctrl/Cmd+Enter runs from anywhere on the page.
   const runRef = useLatest(run)
@@ -353,7 +368,8 @@ export default function App({ client: injected, retryMs }: AppProps) {
                 runtimes={runtimes}
                 value={runtime}
                 onChange={chooseRuntime}
-                problem={runtimesProblem}
+                problem={runtimesProblem?.message ?? null}
+                onRetry={() => void loadRuntimes()}
                 invalid={invalid('runtime')}
                 describedBy={describedBy('runtime')}
               />

@@ -59,9 +59,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @contextmanager
-def opened(browser, url: str) -> Iterator[object]:
+def opened(browser, url: str, api_key: str | None = None) -> Iterator[object]:
     page = browser.new_page()
     page.set_default_timeout(30_000)
+    if api_key:  # as if entered on an earlier visit: the page keeps it in localStorage
+        page.add_init_script(f"window.localStorage.setItem('executioner.apiKey', {api_key!r})")
     # Console errors (a CSP violation, an uncaught exception) fail the test that caused them.
     page.errors = []
     page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
@@ -81,13 +83,12 @@ def page(browser, stack_url: str):
 
 @pytest.fixture
 def keyed_page(browser, tmp_path: Path):
-    """The page against a private stack that requires an API key, typed into the page as a person would: whatever
-    the page shows (a plot included) it fetched with the key, never by a bare URL."""
+    """The page against a private stack that requires an API key, one the person entered before (the page keeps it
+    in localStorage): whatever the page shows, a plot included, it fetched with the key, never by a bare URL."""
     with (
         private_api(tmp_path / "stack", worker=True, api_keys="ui-key") as api,
-        opened(browser, str(api.base_url)) as page,
+        opened(browser, str(api.base_url), api_key="ui-key") as page,
     ):
-        page.get_by_label("API key").fill("ui-key")
         yield page
 
 
@@ -184,6 +185,7 @@ frame = pd.read_csv("data.csv")
 print("rows:", len(frame), "sum of y:", frame["y"].sum())
 figure, axes = plt.subplots(figsize=(4, 3), dpi=100)
 frame.plot(x="x", y="y", ax=axes, marker="o")
+figure.tight_layout()
 figure.savefig("outputs/plot.png")
 """
 

@@ -62,7 +62,7 @@ function ArtifactItem({ client, executionId, artifact }: { client: ApiClient; ex
       <li>
         <figure className="flex flex-col gap-1">
           {loaded ? (
-            <img src={loaded.url} alt={artifact.path} className="max-h-[32rem] max-w-full rounded border border-edge bg-white object-contain" />
+            <img src={loaded.url} alt={artifact.path} className="max-h-[32rem] max-w-full self-start rounded border border-edge bg-white object-contain" />
           ) : (
             <div aria-busy="true" aria-label={`Loading ${artifact.path}`} className="h-40 animate-pulse rounded bg-panel-2" />
           )}

@@ -7,6 +7,7 @@ export interface RuntimeSelectProps {
   onChange: (name: string) => void
   /** Why the list could not be loaded, if it could not. */
   problem: string | null
+  onRetry: () => void
   invalid?: boolean
   describedBy?: string
 }
@@ -17,7 +18,7 @@ const packageList = (runtime: Runtime) => runtime.packages.map((pkg) => `${pkg.n
  * A native <select> (role combobox) named "Runtime". Under it, what the chosen runtime offers, and every package
  * it pins (with its version) behind a disclosure.
  */
-export function RuntimeSelect({ runtimes, value, onChange, problem, invalid, describedBy }: RuntimeSelectProps) {
+export function RuntimeSelect({ runtimes, value, onChange, problem, onRetry, invalid, describedBy }: RuntimeSelectProps) {
   const detailId = useId()
   const chosen = runtimes.find((runtime) => runtime.name === value)
   // A reopened execution may name a runtime this server no longer offers (or not yet listed): show it as it is.
@@ -33,7 +34,7 @@ export function RuntimeSelect({ runtimes, value, onChange, problem, invalid, des
         onChange={(e) => onChange(e.target.value)}
         aria-invalid={invalid}
         aria-describedby={[detailId, describedBy].filter(Boolean).join(' ')}
-        className="field w-44"
+        className="field w-56"
       >
         {names.map((name) => {
           const runtime = runtimes.find((r) => r.name === name)
@@ -44,9 +45,14 @@ export function RuntimeSelect({ runtimes, value, onChange, problem, invalid, des
           )
         })}
       </select>
-      <div id={detailId} className="mt-1 max-w-72 font-mono text-xs text-muted">
+      <div id={detailId} className="mt-1 max-w-56 font-mono text-xs text-muted">
         {problem ? (
-          <p className="text-amber">Cannot list runtimes: {problem}</p>
+          <p className="text-amber">
+            Cannot list runtimes: {problem}{' '}
+            <button type="button" onClick={onRetry} className="rounded px-1 text-cyan underline hover:bg-cyan/10">
+              Retry
+            </button>
+          </p>
         ) : chosen ? (
           <p>{chosen.description}</p>
         ) : (
@@ -54,7 +60,7 @@ export function RuntimeSelect({ runtimes, value, onChange, problem, invalid, des
         )}
       </div>
       {chosen && chosen.packages.length > 0 && (
-        <details className="mt-1 max-w-72 font-mono text-xs text-muted">
+        <details className="mt-1 max-w-56 font-mono text-xs text-muted">
           <summary className="cursor-pointer text-cyan">{chosen.packages.length} pinned packages</summary>
           <ul className="mt-1 columns-2 gap-3">
             {chosen.packages.map((pkg) => (

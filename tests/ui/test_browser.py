@@ -82,9 +82,10 @@ def page(browser, stack_url: str):
 
 
 @pytest.fixture
-def keyed_page(browser, tmp_path: Path):
+def keyed_page(browser, prepared_runtimes, tmp_path: Path):
     """The page against a private stack that requires an API key, one the person entered before (the page keeps it
-    in localStorage): whatever the page shows, a plot included, it fetched with the key, never by a bare URL."""
+    in localStorage): whatever the page shows, a plot included, it fetched with the key, never by a bare URL. Its
+    worker runs python-data from the prepared runtimes."""
     with (
         private_api(tmp_path / "stack", worker=True, api_keys="ui-key") as api,
         opened(browser, str(api.base_url), api_key="ui-key") as page,

@@ -1,18 +1,9 @@
 // Local files picked in the page, as the API takes them: {path, content_base64}, plus their size to show.
 import type { InputFile } from './api/client'
+import { readDataUrl } from './dataUrl'
 
 export interface PickedFile extends InputFile {
   size: number
-}
-
-/** A blob as a data: URL, "data:<type>;base64,<bytes>". */
-function readDataUrl(blob: Blob): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader()
-    reader.onload = () => resolve(reader.result as string) // readAsDataURL always yields a string
-    reader.onerror = () => reject(reader.error ?? new Error('cannot read the file'))
-    reader.readAsDataURL(blob)
-  })
 }
 
 /** Reads a file picked in the page; its name becomes its path in the program's working directory. */

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react'
 import type { ApiClient, Artifact } from '../api/client'
 import { describeError } from '../api/errors'
+import { readDataUrl } from '../dataUrl'
 import { formatBytes } from '../format'
 
 // Raster images only (the API's INLINE_IMAGE_TYPES): an SVG or HTML artifact is never rendered, only downloaded.
@@ -9,29 +10,34 @@ const INLINE_IMAGE_TYPES: readonly string[] = ['image/png', 'image/jpeg', 'image
 type Loaded = { url: string } | { failure: string } | null
 
 /**
- * The artifact's bytes as an object URL, revoked when the artifact is replaced. The API wants the key in a header, so
- * neither an <img> nor a link can fetch it by itself: the client does. A picture's blob is typed as the raster image
- * it is listed as; any other file's as octet-stream, so that whatever it holds (HTML, SVG) the browser saves it and
- * never renders it in this origin.
+ * The artifact's bytes as a URL the page can use. The API wants the key in a header, so neither an <img> nor a link
+ * can fetch it by itself: the client does. A picture becomes a data: URL of the raster type it is listed as (the
+ * page's CSP allows images from 'self' and data: only); any other file an object URL of octet-stream bytes, revoked
+ * when the artifact is replaced, so that whatever it holds (HTML, SVG) the browser saves it and never renders it in
+ * this origin.
  */
 function useArtifactUrl(client: ApiClient, executionId: string, artifact: Artifact, picture: boolean): Loaded {
   const [loaded, setLoaded] = useState<Loaded>(null)
   useEffect(() => {
     let live = true
-    let url: string | null = null
-    client.getArtifact(executionId, artifact.path).then(
-      (blob) => {
-        if (!live) return
-        url = URL.createObjectURL(new Blob([blob], { type: picture ? artifact.content_type : 'application/octet-stream' }))
-        setLoaded({ url })
-      },
-      (error: unknown) => {
+    let objectUrl: string | null = null
+    client
+      .getArtifact(executionId, artifact.path)
+      .then(async (blob) => {
+        if (picture) {
+          const url = await readDataUrl(new Blob([blob], { type: artifact.content_type }))
+          if (live) setLoaded({ url })
+        } else if (live) {
+          objectUrl = URL.createObjectURL(new Blob([blob], { type: 'application/octet-stream' }))
+          setLoaded({ url: objectUrl })
+        }
+      })
+      .catch((error: unknown) => {
         if (live) setLoaded({ failure: describeError(error).message })
-      },
-    )
+      })
     return () => {
       live = false
-      if (url) URL.revokeObjectURL(url)
+      if (objectUrl) URL.revokeObjectURL(objectUrl)
     }
   }, [client, executionId, artifact.path, artifact.content_type, picture])
   return loaded

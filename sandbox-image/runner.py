@@ -525,15 +525,18 @@ def copy_prepared_config(runtime_path: str, workdir: str) -> None:
     if not os.path.isdir(source):
         return
     target = f"{workdir}/{MPLCONFIG_DIR}"
-    os.mkdir(target, 0o755)
-    for name in os.listdir(source):
-        try:
+    try:
+        os.makedirs(target, 0o755, exist_ok=True)  # the program's own input files may be there already
+        for name in os.listdir(source):
             with open(f"{source}/{name}", "rb") as f:
                 content = f.read()
-        except OSError:
-            continue
-        with open(f"{target}/{name}", "xb") as f:
-            f.write(content)
+            try:
+                with open(f"{target}/{name}", "xb") as f:
+                    f.write(content)
+            except FileExistsError:
+                pass  # an input file of that name wins
+    except OSError:
+        pass  # matplotlib builds its own, a little slower
 
 
 def add_runtime_path(path: str) -> None:
@@ -665,6 +668,9 @@ def run(
     if args.runtime_path:
         # Plots render to files (no display in a sandbox); matplotlib's caches go where the program may write.
         env.update(MPLBACKEND="Agg", MPLCONFIGDIR=f"{workdir}/{MPLCONFIG_DIR}")
+        # numpy's OpenBLAS would start a thread per host core at import: more than a sandbox's pids limit on a
+        # large host, and more than its CPU share everywhere.
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         if has_workdir:
             copy_prepared_config(args.runtime_path, workdir)
 

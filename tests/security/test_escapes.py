@@ -168,8 +168,9 @@ def test_host_files_and_environment_are_invisible(run_code, host_canary):
     )
     assert doc["status"] == "succeeded", doc
     seen = json.loads(doc["stdout"])
-    # a runtime with packages adds matplotlib's two, naming the sandbox's own paths
-    allowed = {"PATH", "HOME", "LANG"} | ({"MPLBACKEND", "MPLCONFIGDIR"} if run_code.runtime != "python" else set())
+    # a runtime with packages adds matplotlib's and the thread pools' settings (the sandbox's own paths and numbers)
+    packages = {"MPLBACKEND", "MPLCONFIGDIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"}
+    allowed = {"PATH", "HOME", "LANG"} | (packages if run_code.runtime != "python" else set())
     assert set(seen["env"]) <= allowed
     assert not any(seen["visible"].values()), seen["visible"]
     assert not any(seen["readable"].values()), seen["readable"]

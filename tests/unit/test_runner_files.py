@@ -111,3 +111,17 @@ def test_no_outputs_directory_means_no_artifacts(tmp_path):
     assert collected(tmp_path) == ({}, False)
     (tmp_path / "outputs").symlink_to("/etc")
     assert collected(tmp_path) == ({}, False)
+
+
+def test_the_prepared_matplotlib_config_is_copied_beside_the_programs_own(tmp_path):
+    runtime = tmp_path / "runtime"
+    (runtime / runner.PREPARED_MPLCONFIG_DIR).mkdir(parents=True)
+    (runtime / runner.PREPARED_MPLCONFIG_DIR / "fontlist-v390.json").write_text("{}")
+    (runtime / runner.PREPARED_MPLCONFIG_DIR / "matplotlibrc").write_text("prepared")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    runner.prepare_workdir(str(workdir), [(f"{runner.MPLCONFIG_DIR}/matplotlibrc", b"the program's own")])
+    runner.copy_prepared_config(str(runtime), str(workdir))
+    config = workdir / runner.MPLCONFIG_DIR
+    assert (config / "fontlist-v390.json").read_text() == "{}"
+    assert (config / "matplotlibrc").read_text() == "the program's own"

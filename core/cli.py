@@ -165,6 +165,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except SeccompUnavailable as exc:
         print(f"syscall filter: unavailable: {exc}")
         return 2
+    from executioner.runtime_packages import RuntimeNotPrepared, prepared_packages
+
+    for name in settings.runtimes:
+        try:
+            print(f"runtime {name}: {prepared_packages(settings, name) or 'the standard library'}")
+        except RuntimeNotPrepared as exc:  # not fatal: that runtime's executions end `error`, saying the same
+            print(f"runtime {name}: unavailable: {exc}")
     if not found.runs:
         print(f"status: {refusal_message(found)}")
         return 2

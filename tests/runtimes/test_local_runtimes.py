@@ -263,3 +263,17 @@ def test_preparing_again_is_a_no_op(prepared_runtimes):
     # read-only for everyone, and the sandbox's user can read it
     assert not prepared.stat().st_mode & 0o222
     assert prepared.stat().st_mode & 0o005 == 0o005
+
+
+def test_doctor_says_which_runtimes_this_machine_can_run(prepared_runtimes, tmp_path):
+    def doctor(**settings: str) -> str:
+        env = {"PATH": "/usr/bin:/bin", **settings}
+        command = [sys.executable, "-P", "-m", "executioner.cli", "doctor"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60).stdout
+
+    prepared = packages_dir(Settings(), RUNTIMES["python-data"])
+    assert f"runtime python-data: {prepared}\n" in doctor()
+    missing = doctor(EXECUTIONER_RUNTIMES_DIR=str(tmp_path))
+    assert "runtime python: the standard library\n" in missing
+    assert "runtime python-data: unavailable: the runtime 'python-data' is not prepared" in missing
+    assert "executioner prepare-runtimes" in missing

@@ -186,7 +186,11 @@ def cmd_prepare_runtimes(args: argparse.Namespace) -> int:
     try:
         prepare_offered(Settings(), say=lambda line: print(f"executioner: {line}", flush=True))
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        print(f"executioner: cannot prepare the runtimes: {exc}", file=sys.stderr)
+        print(
+            f"executioner: cannot prepare the runtimes: {exc} "
+            "(to offer the standard library alone, set EXECUTIONER_RUNTIMES=python)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -40,4 +40,12 @@ def test_api_never_errors_and_keeps_its_schema(stack, operation):
             case.query["wait"] = min(case.query["wait"], 2)  # keep the run short; waiting itself is tested elsewhere
         case.call_and_validate(base_url=stack.url, checks=CHECKS, timeout=60)
 
-    check()
+    try:
+        check()
+    except SystemError as exc:
+        # CPython 3.11's AST constructor can miscount its recursion depth after a RecursionError deep inside the
+        # generator (python/cpython#106905) and raise this instead: the interpreter's fault, not the API's. Run once
+        # more; anything else, or the same twice, fails.
+        if "AST constructor recursion depth mismatch" not in str(exc):
+            raise
+        check()

@@ -75,7 +75,7 @@ frontend/node_modules/.package-lock.json: frontend/package-lock.json
 runtimes: venv  ## install the runtimes' pinned packages (python-data: numpy, pandas, ...) for the local sandbox
 	EXECUTIONER_UV=$(UV) $(BIN)/executioner prepare-runtimes
 
-up: deps venv frontend $(if $(filter kubernetes,$(EXECUTIONER_BACKEND)),sandbox-image,runtimes)  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
+up: deps venv frontend $(if $(filter kubernetes,$(EXECUTIONER_BACKEND)),sandbox-image sandbox-python-data-image,runtimes)  ## serve API, worker, web UI and a private Redis on http://127.0.0.1:8000
 	$(BIN)/executioner up
 
 lint: venv frontend-deps  ## ruff, mypy (strict on the shared core), the import layers, eslint and tsc

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 # What one byte of allowed output can take in a sandbox's container log at most: two streams, each forwarded as
 # base64 chunks (4/3) and again in the JSON result (6 for a control character), rounded up.
 SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE = 16
+# The data a Kubernetes Secret may hold; each input file travels in one.
+SECRET_MAX_BYTES = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -202,11 +204,18 @@ class Settings(BaseSettings):
             raise ValueError("EXECUTIONER_DEFAULT_TIMEOUT_SECONDS exceeds EXECUTIONER_MAX_TIMEOUT_SECONDS")
         # A sandbox's log holds both streams twice (live chunks in base64, the result JSON-escaped: up to 6 bytes
         # a byte): a storage bound below that would evict sandboxes for output the limits allow.
-        log_bytes = SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE * self.output_limit_bytes
+        # The artifacts travel in the same log, base64-encoded in the result (4/3 of their bytes).
+        log_bytes = SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE * self.output_limit_bytes + -(-4 * self.max_artifact_bytes // 3)
         if self.backend == "kubernetes" and self.sandbox_ephemeral_storage_mb * 1024 * 1024 < log_bytes:
             raise ValueError(
-                "EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB is too small for EXECUTIONER_OUTPUT_LIMIT_BYTES: a sandbox's "
-                f"log may hold {SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE} times the output limit"
+                "EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB is too small for EXECUTIONER_OUTPUT_LIMIT_BYTES and "
+                f"EXECUTIONER_MAX_ARTIFACT_BYTES: a sandbox's log may hold {SANDBOX_LOG_BYTES_PER_OUTPUT_BYTE} times "
+                "the output limit plus the artifacts in base64 (4/3 of their bytes)"
+            )
+        if self.backend == "kubernetes" and self.max_input_file_bytes > SECRET_MAX_BYTES:
+            raise ValueError(
+                f"EXECUTIONER_MAX_INPUT_FILE_BYTES exceeds {SECRET_MAX_BYTES}: on kubernetes each input file travels in "
+                "a Secret, which holds at most 1 MiB"
             )
         if self.backend == "kubernetes" and (
             missing := [name for name in self.runtimes if name != "python" and name not in self.runtime_images]

@@ -29,12 +29,14 @@ from executioner.operator.status import (
     FINAL_PHASES,
     REJECTED,
     held_back_status,
+    input_file,
     rejected_status,
     set_condition,
     status_of,
     with_live_output,
 )
 from executioner.queue import ExecutionQueue
+from executioner.runtimes import DEFAULT_RUNTIME
 from executioner.settings import Settings
 from executioner.store import ExecutionStore
 from executioner.streams import OutputSoFar
@@ -132,10 +134,13 @@ async def submit_execution(
                 source=uid,
                 code=spec["code"],
                 stdin=spec.get("stdin", ""),
+                # without memoryMb the Submitter gives the runtime's default memory, as the API does
                 limits={
                     "timeout_seconds": limits.get("timeoutSeconds", memo.settings.default_timeout_seconds),
-                    "memory_mb": limits.get("memoryMb", memo.settings.default_memory_mb),
+                    **({"memory_mb": limits["memoryMb"]} if "memoryMb" in limits else {}),
                 },
+                runtime=spec.get("runtime", DEFAULT_RUNTIME),
+                files=[input_file(file) for file in spec.get("files") or []],
                 refusal_subject=f"namespace {namespace}",
             )
         )

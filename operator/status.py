@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from executioner.models import Execution, Status
 
@@ -28,10 +29,18 @@ SPEC_FIELDS = {
     "limits": "limits",
     "timeout_seconds": "timeoutSeconds",
     "memory_mb": "memoryMb",
+    "runtime": "runtime",
+    "files": "files",
+    "content_base64": "contentBase64",
 }
 # Output kept in the object: two streams of 16 KiB stay far below etcd's 1.5 MiB object limit.
 STATUS_OUTPUT_BYTES = 16 * 1024
 COMPLETE = "Complete"
+
+
+def input_file(file: dict[str, Any]) -> dict[str, Any]:
+    """A spec.files entry as the Submitter takes it (which checks both fields: a missing one is named in status)."""
+    return {"path": file.get("path"), "content_base64": file.get("contentBase64")}
 
 
 def capped(text: str) -> tuple[str, bool]:
@@ -81,6 +90,18 @@ def status_of(
         "error": execution.error or "",
         "conditions": set_condition(conditions or [], complete, now),
     }
+    if execution.artifacts or execution.artifacts_truncated:
+        # the listing only: the content stays in the store, served by the API at each entry's apiPath
+        status["artifacts"] = [
+            {
+                "path": artifact.path,
+                "size": artifact.size,
+                "contentType": artifact.content_type,
+                "apiPath": f"/v1/executions/{execution.id}/artifacts/{quote(artifact.path)}",
+            }
+            for artifact in execution.artifacts
+        ]
+        status["artifactsTruncated"] = execution.artifacts_truncated
     if generation is not None:
         status["observedGeneration"] = generation
     if execution.started_at:

@@ -24,6 +24,7 @@ Fixtures
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -144,28 +145,54 @@ def store(redis_url):
     store.redis.close()
 
 
+def load_image(kind: str, name: str) -> str:
+    """An image built with buildah and loaded into the cluster by hack/chart/image.sh, which skips one already loaded
+    from the same inputs (a runtime's wheels are cached by its lock's hash)."""
+    p = subprocess.run(
+        [str(REPO / "hack" / "chart" / "image.sh"), kind, name], cwd=REPO, capture_output=True, text=True, timeout=1800
+    )
+    assert p.returncode == 0, f"building {name} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}"
+    return p.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="session")
 def sandbox_image(cluster_harness) -> str:  # noqa: F811
-    """The image built from sandbox-image/ with buildah, loaded into the cluster."""
-    return cluster_harness.build_image(
-        REPO / "sandbox-image", REPO / "sandbox-image" / "Dockerfile", "executioner/sandbox:0.1.0"
+    """The python runtime's image, built from sandbox-image/Dockerfile, loaded into the cluster."""
+    return load_image("sandbox", "executioner/sandbox:0.1.0")
+
+
+@pytest.fixture(scope="session")
+def runtime_images(cluster_harness) -> dict[str, str]:  # noqa: F811
+    """The other runtimes' images (sandbox-image/Dockerfile.<runtime>), loaded into the cluster: EXECUTIONER_RUNTIME_IMAGES."""
+    return {"python-data": load_image("sandbox-python-data", "executioner/sandbox-python-data:0.1.0")}
+
+
+@pytest.fixture(scope="session")
+def kubernetes_stack(kubeconfig, sandbox_image, runtime_images, tmp_path_factory):  # noqa: F811
+    yield from run_kubernetes_stack(
+        kubeconfig, sandbox_image, tmp_path_factory.mktemp("kubernetes-stack"), runtime_images
     )
 
 
 @pytest.fixture(scope="session")
-def kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
-    yield from run_kubernetes_stack(kubeconfig, sandbox_image, tmp_path_factory.mktemp("kubernetes-stack"))
-
-
-@pytest.fixture(scope="session")
-def gvisor_stack(kubeconfig, sandbox_image, tmp_path_factory):  # noqa: F811
+def gvisor_stack(kubeconfig, sandbox_image, runtime_images, tmp_path_factory):  # noqa: F811
     """The Kubernetes stack with every sandbox pod under gVisor (the test cluster's RuntimeClass `gvisor`)."""
     yield from run_kubernetes_stack(
-        kubeconfig, sandbox_image, tmp_path_factory.mktemp("gvisor-stack"), EXECUTIONER_RUNTIME_CLASS_NAME="gvisor"
+        kubeconfig,
+        sandbox_image,
+        tmp_path_factory.mktemp("gvisor-stack"),
+        runtime_images,
+        EXECUTIONER_RUNTIME_CLASS_NAME="gvisor",
     )
 
 
-def run_kubernetes_stack(kubeconfig: str, sandbox_image: str, logs: Path, **settings: str) -> Iterator[Stack]:  # noqa: F811
+def run_kubernetes_stack(
+    kubeconfig: str,  # noqa: F811
+    sandbox_image: str,
+    logs: Path,
+    runtime_images: dict[str, str],
+    **settings: str,
+) -> Iterator[Stack]:
     """Worker + API on the Kubernetes backend in fresh namespaces, with extra EXECUTIONER_* settings."""
     sandbox_namespace, home_namespace = kube.unique("exr-sandbox"), kube.unique("exr-home")
     kube.create_sandbox_namespace(kubeconfig, sandbox_namespace)
@@ -179,6 +206,7 @@ def run_kubernetes_stack(kubeconfig: str, sandbox_image: str, logs: Path, **sett
         EXECUTIONER_BACKEND="kubernetes",
         EXECUTIONER_SANDBOX_NAMESPACE=sandbox_namespace,
         EXECUTIONER_SANDBOX_IMAGE=sandbox_image,
+        EXECUTIONER_RUNTIME_IMAGES=json.dumps(runtime_images),
         EXECUTIONER_WORKER_CONCURRENCY="8",
         EXECUTIONER_LEASE_SECONDS="5",
         EXECUTIONER_SWEEP_INTERVAL_SECONDS="1",
@@ -222,8 +250,8 @@ def backend_stack(request):
 
 
 # The backends each runtime beyond the default runs on in the shared suites. A runtime with packages always starts a
-# cold sandbox locally, so "local" alone covers the local backend.
-RUNTIME_BACKENDS = {"python": BACKENDS, "python-data": ["local"]}
+# cold sandbox locally, so "local" alone covers the local backend; on the cluster it runs its own image.
+RUNTIME_BACKENDS = {"python": BACKENDS, "python-data": ["local", pytest.param("kubernetes", marks=pytest.mark.cluster)]}
 
 
 def _runtime_cases() -> list:

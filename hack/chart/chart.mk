@@ -14,7 +14,9 @@ ifneq ($(REGISTRY),)
 CHART_LOCAL_VALUES ?=
 CHART_BUILD_IMAGES ?= 0
 CHART_IMAGE_ARGS = --set image.repository=$(REGISTRY)/executioner/app --set image.tag=$(TAG) \
-  --set sandboxImage.repository=$(REGISTRY)/executioner/sandbox --set sandboxImage.tag=$(TAG)
+  --set sandboxImage.repository=$(REGISTRY)/executioner/sandbox --set sandboxImage.tag=$(TAG) \
+  --set runtimes.images.python-data.repository=$(REGISTRY)/executioner/sandbox-python-data \
+  --set runtimes.images.python-data.tag=$(TAG)
 else
 CHART_LOCAL_VALUES ?= hack/chart/values-local.yaml
 CHART_BUILD_IMAGES ?= 1
@@ -22,6 +24,7 @@ CHART_IMAGE_ARGS =
 endif
 APP_IMAGE_REF ?= executioner/app:$(CHART_VERSION_APP)
 SANDBOX_IMAGE_REF ?= executioner/sandbox:$(CHART_VERSION_APP)
+SANDBOX_PYTHON_DATA_IMAGE_REF ?= executioner/sandbox-python-data:$(CHART_VERSION_APP)
 REDIS_IMAGE_REF ?= executioner/redis:7.0-local
 # the values arguments both the adoption step and helm get
 CHART_VALUES_ARGS = $(if $(CHART_LOCAL_VALUES),-f $(CHART_LOCAL_VALUES)) $(CHART_IMAGE_ARGS) $(CHART_ARGS)
@@ -29,9 +32,9 @@ CHART_KUBECONFIG = $(or $(KUBECONFIG),$(wildcard /var/lib/executioner-cluster/ku
 HELM_BIN = $(shell hack/chart/helm.sh)
 KUBECTL_BIN = $(or $(wildcard $(HOME)/.cache/executioner/kubernetes-$(shell sed -n 's/^KUBE_VERSION=\([^ ]*\).*/\1/p' hack/cluster/versions.env)/bin/kubectl),kubectl)
 
-.PHONY: images app-image sandbox-image redis-image chart-images chart-lint chart-manifests chart-install chart-test chart-uninstall
+.PHONY: images app-image sandbox-image sandbox-python-data-image redis-image chart-images chart-lint chart-manifests chart-install chart-test chart-uninstall
 
-images: frontend/dist/index.html  ## build the app and sandbox images and push them (REGISTRY=registry.example.com/team TAG=0.1.0); without REGISTRY, load them into the local cluster
+images: frontend/dist/index.html  ## build the app and sandbox images (every runtime's) and push them (REGISTRY=registry.example.com/team TAG=0.1.0); without REGISTRY, load them into the local cluster
 	@if [ -n "$(REGISTRY)" ]; then hack/images.sh $(REGISTRY) $(TAG); else $(MAKE) --no-print-directory cluster-images; fi
 
 app-image: frontend/dist/index.html  ## build the application image (wheels + web UI) and load it into the local cluster
@@ -40,10 +43,13 @@ app-image: frontend/dist/index.html  ## build the application image (wheels + we
 sandbox-image:  ## build the sandbox image and load it into the local cluster
 	hack/chart/image.sh sandbox $(SANDBOX_IMAGE_REF)
 
+sandbox-python-data-image:  ## build the python-data runtime's sandbox image (wheels cached by its lock) and load it
+	hack/chart/image.sh sandbox-python-data $(SANDBOX_PYTHON_DATA_IMAGE_REF)
+
 redis-image:  ## build the local cluster's Redis image (Debian redis-server, UID 999)
 	hack/chart/image.sh redis $(REDIS_IMAGE_REF)
 
-chart-images: app-image sandbox-image redis-image
+chart-images: app-image sandbox-image sandbox-python-data-image redis-image
 
 chart-lint:  ## helm lint --strict and check manifests/ matches the chart's default render
 	"$(HELM_BIN)" lint --strict $(CHART_DIR)

@@ -2,7 +2,7 @@
 # Build one image from a Dockerfile with buildah (no Docker, no registry) and load it into the local cluster's
 # containerd (namespace k8s.io), so pods can use it with imagePullPolicy IfNotPresent/Never.
 #
-#   hack/cluster/build-image.sh <context-dir> <dockerfile> <image-name:tag>
+#   hack/cluster/build-image.sh <context-dir> <dockerfile> <image-name:tag> [buildah bud options...]
 #
 # The base images our Dockerfiles name (docker.io/library/python:3.11-slim and :3.11-alpine) are made locally by
 # base-image.sh. RUN steps execute with --isolation chroot (works as root without a container runtime network).
@@ -10,8 +10,9 @@
 # org/foo:1 -> docker.io/org/foo:1. Set EXECUTIONER_IMAGE_NO_LOAD=1 to only build (and write the archive).
 set -euo pipefail
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
-[ $# -eq 3 ] || { echo "usage: $0 <context-dir> <dockerfile> <image-name:tag>" >&2; exit 2; }
+[ $# -ge 3 ] || { echo "usage: $0 <context-dir> <dockerfile> <image-name:tag> [buildah bud options...]" >&2; exit 2; }
 ctx=$1 df=$2 name=$3
+shift 3
 case "$name" in *:*|*@*) ;; *) name="$name:latest" ;; esac
 first=${name%%/*}
 if [ "$first" = "$name" ]; then name="docker.io/library/$name"
@@ -19,7 +20,7 @@ elif ! [[ "$first" == *.* || "$first" == *:* || "$first" == localhost ]]; then n
 
 "$HERE/base-image.sh"
 log "building $name from $df (context $ctx)"
-buildah bud --pull=never --isolation chroot --layers=false -f "$df" -t "$name" "$ctx" >&2
+buildah bud --pull=never --isolation chroot --layers=false "$@" -f "$df" -t "$name" "$ctx" >&2
 mkdir -p "$CACHE/images"
 archive="$CACHE/images/$(echo "$name" | tr '/:@' '___').tar"
 rm -f "$archive"

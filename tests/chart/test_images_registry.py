@@ -86,7 +86,7 @@ def test_images_are_pushed_and_the_chart_installs_from_the_registry(registry, ku
     tag = f"t-{uuid.uuid4().hex[:8]}"
     pushed = make("images", f"REGISTRY={registry}", f"TAG={tag}", "TLS_VERIFY=false")
     assert pushed.returncode == 0, f"make images failed:\n{pushed.stdout[-3000:]}\n{pushed.stderr[-5000:]}"
-    for image in ("app", "sandbox"):
+    for image in ("app", "sandbox", "sandbox-python-data"):
         tags = httpx.get(f"http://{registry}/v2/executioner/{image}/tags/list", timeout=10).json()
         assert tag in tags["tags"], tags
         index = httpx.get(

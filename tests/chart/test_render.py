@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from executioner.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
 LOCAL_VALUES = REPO / "hack" / "chart" / "values-local.yaml"
@@ -613,7 +615,7 @@ def test_crd_matches_the_contract(render):
     assert spec["names"]["plural"] == "executionrequests" and spec["names"]["singular"] == "executionrequest"
     [version] = spec["versions"]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Exit", "Duration", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Exit", "Duration", "Runtime", "Age"]
     schema = version["schema"]["openAPIV3Schema"]["properties"]
     s = schema["spec"]
     assert s["required"] == ["code"]
@@ -622,11 +624,9 @@ def test_crd_matches_the_contract(render):
     assert s["properties"]["stdin"]["default"] == "" and s["properties"]["stdin"]["maxLength"] == 1048576
     limits = s["properties"]["limits"]["properties"]
     assert limits["timeoutSeconds"]["maximum"] == 60 and limits["timeoutSeconds"]["default"] == 5
-    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["maximum"], limits["memoryMb"]["default"]) == (
-        32,
-        512,
-        128,
-    )
+    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["maximum"]) == (32, 512)
+    files = s["properties"]["files"]["items"]
+    assert files["required"] == ["path", "contentBase64"]
     status = schema["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True
     assert status["properties"]["phase"]["enum"] == [
@@ -652,6 +652,8 @@ def test_crd_matches_the_contract(render):
         "finishedAt",
         "durationMs",
         "conditions",
+        "artifacts",
+        "artifactsTruncated",
     }
 
 
@@ -672,11 +674,7 @@ def test_execution_bounds_shape_the_crd_and_every_component(render):
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     limits = spec["limits"]["properties"]
     assert (limits["timeoutSeconds"]["default"], limits["timeoutSeconds"]["maximum"]) == (3, 10)
-    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["default"], limits["memoryMb"]["maximum"]) == (
-        48,
-        64,
-        256,
-    )
+    assert (limits["memoryMb"]["minimum"], limits["memoryMb"]["maximum"]) == (48, 256)
     assert (spec["code"]["maxLength"], spec["stdin"]["maxLength"]) == (2000, 500)
     expected = {
         "EXECUTIONER_DEFAULT_TIMEOUT_SECONDS": "3",
@@ -1064,3 +1062,58 @@ def test_an_open_api_answers_to_its_service_names(render):
     ]
     [keyed] = render.find(render(), "Deployment", "executioner-api")
     assert "EXECUTIONER_ALLOWED_HOSTS" not in str(keyed)
+
+
+def test_runtimes_and_their_images_reach_every_component_and_the_crd(render, monkeypatch):
+    docs = render(
+        values={"runtimes": {"images": {"python-data": {"repository": "reg.example/sbx-data", "tag": "1.2"}}}}
+    )
+    for component in ("api", "worker", "operator"):
+        container = render.find(docs, "Deployment", f"executioner-{component}")[0]["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["EXECUTIONER_RUNTIMES"] == "python,python-data"
+        if component != "api":
+            assert json.loads(env["EXECUTIONER_RUNTIME_IMAGES"]) == {"python-data": "reg.example/sbx-data:1.2"}
+            # what the worker and operator read from it: each runtime's image
+            for name in ("BACKEND", "SANDBOX_IMAGE", "RUNTIMES", "RUNTIME_IMAGES"):
+                monkeypatch.setenv(f"EXECUTIONER_{name}", env[f"EXECUTIONER_{name}"])
+            settings = Settings()
+            assert settings.runtime_image("python") == "executioner/sandbox:0.1.0"
+            assert settings.runtime_image("python-data") == "reg.example/sbx-data:1.2"
+    [crd] = render.find(docs, "CustomResourceDefinition")
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert spec["runtime"]["enum"] == ["python", "python-data"] and spec["runtime"]["default"] == "python"
+    # unset, the Submitter gives the runtime's own default memory (python-data needs more)
+    assert "default" not in spec["limits"]["properties"]["memoryMb"]
+    # the default image follows the chart's version
+    default = render.find(render(), "Deployment", "executioner-worker")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in default["env"]}
+    assert json.loads(env["EXECUTIONER_RUNTIME_IMAGES"]) == {"python-data": "executioner/sandbox-python-data:0.1.0"}
+
+
+def test_offering_only_python_needs_no_other_image(render):
+    docs = render(values={"runtimes": {"offered": ["python"], "images": {}}})
+    container = render.find(docs, "Deployment", "executioner-worker")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["EXECUTIONER_RUNTIMES"], env["EXECUTIONER_RUNTIME_IMAGES"]) == ("python", "{}")
+    [crd] = render.find(docs, "CustomResourceDefinition")
+    assert crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["runtime"][
+        "enum"
+    ] == ["python"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"runtimes": {"offered": ["python-data"]}}, "/runtimes/offered"),
+        ({"runtimes": {"offered": ["python", "python-gpu"]}}, "/runtimes/offered/1"),
+        ({"runtimes": {"images": {"python-data": {"repository": "x", "tag": "latest"}}}}, "/runtimes/images"),
+        ({"runtimes": {"images": {"python-data": None}}}, "runtimes.images.python-data.repository is not set"),
+    ],
+)
+def test_bad_runtime_values_are_refused_naming_them(render, values, message):
+    p = render.run(values=values, check=False)
+    assert p.returncode != 0, f"accepted {values}"
+    assert message in p.stderr, p.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import textwrap
 
@@ -119,6 +120,8 @@ def test_deleting_the_resource_cancels_the_execution(operator, kubeconfig, user_
         ({"code": "print(1)", "limits": {"memoryMb": 8}}, "spec.limits.memoryMb"),
         ({"code": "print(1)", "limits": {"memoryMb": "lots"}}, "spec.limits.memoryMb"),
         ({"code": "print(1)", "language": "ruby"}, "unknown field"),
+        ({"code": "print(1)", "runtime": "python-gpu"}, 'spec.runtime: Unsupported value: "python-gpu"'),
+        ({"code": "print(1)", "files": [{"path": "a.csv"}]}, "spec.files[0].contentBase64: Required value"),
     ],
     ids=[
         "no-code",
@@ -129,6 +132,8 @@ def test_deleting_the_resource_cancels_the_execution(operator, kubeconfig, user_
         "memory-too-small",
         "memory-not-a-number",
         "unknown-field",
+        "unknown-runtime",
+        "file-without-content",
     ],
 )
 def test_invalid_specs_are_rejected_by_the_api_server(crd, kubeconfig, user_namespace, spec, message):
@@ -347,3 +352,18 @@ def test_a_running_requests_status_shows_its_output_live(operator, kubeconfig, u
     assert status()["phase"] == "Running"  # seen before the program ended
     final = wait_phase(kubeconfig, user_namespace, "live", "Succeeded")["status"]
     assert final["stdout"] == "first\nsecond\n"
+
+
+def test_a_file_path_outside_the_working_directory_is_rejected_naming_the_file(operator, kubeconfig, user_namespace):
+    files = [{"path": "../etc/passwd", "contentBase64": base64.b64encode(b"x").decode()}]
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "executioner.dev/v1alpha1",
+            "kind": "ExecutionRequest",
+            "metadata": {"name": "escape"},
+            "spec": {"code": "print(1)", "files": files},
+        }
+    )
+    apply(kubeconfig, user_namespace, manifest)
+    status = wait_phase(kubeconfig, user_namespace, "escape", "Rejected")["status"]
+    assert status["error"].startswith("spec.files.0.path: file '../etc/passwd': the path is not normalised"), status

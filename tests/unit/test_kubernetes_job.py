@@ -114,6 +114,17 @@ def test_input_secrets_are_immutable_and_owned_by_the_job():
     assert {s["secret"]["name"] for s in projected["sources"]} == {s["metadata"]["name"] for s in secrets}
 
 
+def test_the_job_runs_its_runtimes_image():
+    settings = Settings(runtime_images={"python-data": "registry.example/sandbox-python-data:1"})
+    data = execution().model_copy(update={"runtime": "python-data"})
+    assert build_sandbox_job(data, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example/sandbox-python-data:1"
+    )
+    assert build_sandbox_job(execution(), settings)["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        settings.sandbox_image
+    )
+
+
 def policy(types=("Ingress", "Egress"), ingress=None, egress=None, labels=None, expressions=None):
     return client.V1NetworkPolicy(
         spec=client.V1NetworkPolicySpec(
@@ -322,7 +333,31 @@ def test_a_vanished_job_is_a_timeout_only_when_its_deadline_passed():
 
 
 def test_the_sandbox_storage_bound_leaves_room_for_the_output_the_limits_allow():
-    assert Settings(backend="kubernetes", output_limit_bytes=2 << 20, sandbox_ephemeral_storage_mb=32)  # 16 x 2 MiB
+    # 16 x 2 MiB of output fills 32 MiB: no room left for artifacts
+    assert Settings(
+        backend="kubernetes", output_limit_bytes=2 << 20, max_artifact_bytes=0, sandbox_ephemeral_storage_mb=32
+    )
     with pytest.raises(ValueError, match="EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB is too small"):
         Settings(backend="kubernetes", output_limit_bytes=4 << 20, sandbox_ephemeral_storage_mb=32)
     assert Settings(backend="local", output_limit_bytes=4 << 20)  # no sandbox pods, no bound to respect
+
+
+def test_the_sandbox_storage_bound_leaves_room_for_the_artifacts_in_base64():
+    # 1 MiB of output takes 16 MiB of log; 12 MiB of artifacts take 16 MiB more in base64
+    assert Settings(
+        backend="kubernetes", output_limit_bytes=1 << 20, max_artifact_bytes=12 << 20, sandbox_ephemeral_storage_mb=32
+    )
+    with pytest.raises(ValueError, match="EXECUTIONER_MAX_ARTIFACT_BYTES"):
+        Settings(
+            backend="kubernetes",
+            output_limit_bytes=1 << 20,
+            max_artifact_bytes=(12 << 20) + 3,
+            sandbox_ephemeral_storage_mb=32,
+        )
+
+
+def test_an_input_file_must_fit_a_secret_on_kubernetes():
+    assert Settings(backend="kubernetes", max_input_file_bytes=1 << 20)
+    with pytest.raises(ValueError, match="EXECUTIONER_MAX_INPUT_FILE_BYTES exceeds 1048576"):
+        Settings(backend="kubernetes", max_input_file_bytes=(1 << 20) + 1)
+    assert Settings(backend="local", max_input_file_bytes=4 << 20)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from executioner.models import Execution, Limits, Status
+from executioner.models import Artifact, Execution, Limits, Status
 from executioner.operator.status import (
     FINAL_PHASES,
     PHASES,
@@ -14,6 +14,7 @@ from executioner.operator.status import (
     STATUS_OUTPUT_BYTES,
     capped,
     held_back_status,
+    input_file,
     rejected_status,
     set_condition,
     status_of,
@@ -110,6 +111,32 @@ def test_a_rejected_request_names_the_spec_fields_and_is_final():
     [complete] = status["conditions"]
     assert (complete["type"], complete["status"], complete["reason"]) == ("Complete", "True", REJECTED)
     assert complete["observedGeneration"] == status["observedGeneration"] == 1
+
+
+def test_artifacts_are_listed_with_where_the_api_serves_them():
+    record = execution(
+        Status.succeeded,
+        artifacts=[Artifact(path="plots/a b.png", size=2048, content_type="image/png")],
+        artifacts_truncated=True,
+    )
+    document = status_of(record, T0)
+    assert document["artifacts"] == [
+        {
+            "path": "plots/a b.png",
+            "size": 2048,
+            "contentType": "image/png",
+            "apiPath": f"/v1/executions/{record.id}/artifacts/plots/a%20b.png",
+        }
+    ]
+    assert document["artifactsTruncated"] is True
+    assert "artifacts" not in status_of(execution(Status.succeeded), T0)
+
+
+def test_file_errors_name_the_spec_fields():
+    assert input_file({"path": "a.csv", "contentBase64": "eA=="}) == {"path": "a.csv", "content_base64": "eA=="}
+    errors = [{"loc": ["files", 1, "content_base64"], "msg": "file 'b.csv': larger than 10 bytes", "type": "too_large"}]
+    status = rejected_status(errors, T0, generation=None, conditions=None)
+    assert status["error"] == "spec.files.1.contentBase64: file 'b.csv': larger than 10 bytes"
 
 
 def test_a_held_back_request_stays_pending_with_the_reason():

@@ -1,7 +1,7 @@
 """The Kubernetes backend: one ephemeral Job per execution, in the sandbox namespace.
 
-The Job's pod runs the sandbox image's runner as PID 1, as a fixed non-root
-UID, with a read-only root, no capabilities, RuntimeDefault seccomp, no
+The Job's pod runs its runtime's sandbox image's runner as PID 1, as a fixed
+non-root UID, with a read-only root, no capabilities, RuntimeDefault seccomp, no
 service-account token and a memory-backed /tmp. The code and stdin travel in
 two Secrets owned by the Job (each Secret holds at most 1 MiB), so deleting the
 Job deletes them. The worker refuses to run code unless a deny-all
@@ -83,7 +83,7 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
         "containers": [
             {
                 "name": CONTAINER,
-                "image": settings.sandbox_image,
+                "image": settings.runtime_image(execution.runtime),
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["python3", "-I", "-S", RUNNER_PATH],
                 # The kubelet's pod pids limit bounds processes here: RLIMIT_NPROC would count

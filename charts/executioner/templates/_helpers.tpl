@@ -59,6 +59,21 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s:%s" .Values.sandboxImage.repository (default .Chart.AppVersion .Values.sandboxImage.tag) }}
 {{- end }}
 
+{{/* EXECUTIONER_RUNTIME_IMAGES: each offered runtime besides python (which runs sandboxImage) to its image. */}}
+{{- define "executioner.runtimeImages" -}}
+{{- $images := dict }}
+{{- range $name := .Values.runtimes.offered }}
+{{- if ne $name "python" }}
+{{- $image := index $.Values.runtimes.images $name | default dict }}
+{{- if not $image.repository }}
+{{- fail (printf "runtimes.offered names %s but runtimes.images.%s.repository is not set" $name $name) }}
+{{- end }}
+{{- $_ := set $images $name (printf "%s:%s" $image.repository (default $.Chart.AppVersion $image.tag)) }}
+{{- end }}
+{{- end }}
+{{- toJson $images }}
+{{- end }}
+
 {{- define "executioner.apiKeysSecretName" -}}
 {{- default (printf "%s-api-keys" (include "executioner.fullname" .)) .Values.auth.existingSecret }}
 {{- end }}
@@ -110,6 +125,8 @@ executioner), so two releases never share one. */}}
 {{/* The bounds of every execution (api, worker, operator; the CRD's schema is rendered from the same values). */}}
 {{- define "executioner.executionsEnv" -}}
 {{- $x := .Values.executions }}
+- name: EXECUTIONER_RUNTIMES
+  value: {{ join "," .Values.runtimes.offered | quote }}
 - name: EXECUTIONER_DEFAULT_TIMEOUT_SECONDS
   value: {{ $x.defaultTimeoutSeconds | quote }}
 - name: EXECUTIONER_MAX_TIMEOUT_SECONDS
@@ -139,6 +156,8 @@ executioner/{{ .Release.Namespace }}-{{ include "executioner.fullname" . }}.json
   value: {{ include "executioner.sandboxNamespace" . | quote }}
 - name: EXECUTIONER_SANDBOX_IMAGE
   value: {{ include "executioner.sandboxImage" . | quote }}
+- name: EXECUTIONER_RUNTIME_IMAGES
+  value: {{ include "executioner.runtimeImages" . | quote }}
 {{- with .Values.sandbox.runtimeClassName }}
 - name: EXECUTIONER_RUNTIME_CLASS_NAME
   value: {{ . | quote }}

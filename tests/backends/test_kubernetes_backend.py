@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import hashlib
 import json
+import textwrap
 import threading
 import time
 
@@ -13,7 +15,7 @@ import pytest
 import yaml
 
 from executioner.kube import EXECUTION_LABEL, kubernetes_api_client
-from executioner.models import Execution, Limits, Status
+from executioner.models import Execution, InputFile, Limits, Outcome, Status
 from executioner.settings import Settings
 from executioner.worker.backends.base import SandboxUnavailable
 from executioner.worker.backends.kubernetes import KubernetesBackend, build_sandbox_job
@@ -343,3 +345,116 @@ def test_fail_closed_when_the_sandbox_account_would_mount_a_token(direct_backend
         f"ServiceAccount executioner-sandbox in {namespace} does not set automountServiceAccountToken: false; "
         "refusing to run code that could get a token"
     )
+
+
+# Runtimes, input files and artifacts -------------------------------------------------------------------------------
+
+
+def data_execution(code: str, files: dict[str, bytes] | None = None, runtime: str = "python-data") -> Execution:
+    run = execution(code=textwrap.dedent(code), timeout=30, memory_mb=384)
+    inputs = [
+        InputFile(path=path, content_base64=base64.b64encode(data).decode()) for path, data in (files or {}).items()
+    ]
+    return run.model_copy(update={"runtime": runtime, "files": inputs})
+
+
+@pytest.fixture
+def run_direct(direct_backend, kubernetes_stack):
+    """Runs one execution on the backend (with the stack's runtime images) and cleans up after it."""
+
+    def run(job: Execution, **overrides) -> Outcome:
+        images = json.loads(kubernetes_stack.env["EXECUTIONER_RUNTIME_IMAGES"])
+        backend = direct_backend(runtime_images=images, **overrides)
+        try:
+            return backend.run(job)
+        finally:
+            backend.cleanup(job.id)
+
+    return run
+
+
+def test_python_data_has_numpy_pandas_scipy_and_matplotlib_and_python_has_none(run_direct):
+    outcome = run_direct(
+        data_execution(
+            """
+            import matplotlib, numpy, pandas, scipy.stats
+            frame = pandas.DataFrame({"x": numpy.arange(4)})
+            print(int(frame["x"].sum()), round(float(scipy.stats.norm.cdf(0)), 2), matplotlib.get_backend())
+            """
+        )
+    )
+    assert (outcome.status, outcome.stdout) == (Status.succeeded, "6 0.5 Agg\n"), outcome
+    for module in ("numpy", "pandas", "matplotlib"):
+        plain = run_direct(data_execution(f"import {module}", runtime="python"))
+        assert plain.status is Status.failed and f"No module named '{module}'" in plain.stderr, plain
+
+
+def test_a_csv_is_read_by_pandas_and_its_plot_comes_back_as_a_png(run_direct):
+    csv = b"x,y\n1,2\n2,4\n3,8\n"
+    outcome = run_direct(
+        data_execution(
+            """
+            import pandas
+            frame = pandas.read_csv("in/points.csv")
+            print(int(frame["y"].sum()))
+            frame.plot(x="x", y="y").get_figure().savefig("outputs/plot.png")
+            """,
+            files={"in/points.csv": csv, "notes.txt": bytes(range(256))},
+        )
+    )
+    assert (outcome.status, outcome.stdout) == (Status.succeeded, "14\n"), outcome
+    [plot] = outcome.artifacts
+    assert plot.path == "plot.png"
+    assert base64.b64decode(plot.content_base64).startswith(b"\x89PNG\r\n\x1a\n")
+    assert outcome.artifacts_truncated is False
+
+
+def test_a_two_mib_artifact_comes_back_whole_through_the_pod_log(run_direct):
+    """2 MiB in base64 is one line of 2.8 MB: the runtime writes it in 16 KiB partial lines, the kubelet joins them."""
+    outcome = run_direct(
+        data_execution(
+            """
+            import hashlib, os
+            data = os.urandom(2 * 1024 * 1024)
+            open("outputs/big.bin", "wb").write(data)
+            print(hashlib.sha256(data).hexdigest())
+            """,
+            runtime="python",
+        )
+    )
+    assert outcome.status is Status.succeeded, outcome
+    [big] = outcome.artifacts
+    data = base64.b64decode(big.content_base64)
+    assert len(data) == 2 * 1024 * 1024 and hashlib.sha256(data).hexdigest() == outcome.stdout.strip()
+
+
+def test_artifacts_past_the_caps_are_dropped_and_flagged(run_direct):
+    code = """
+        for i in range(3):
+            open(f"outputs/{i}.txt", "w").write("x" * 600)
+        """
+    counted = run_direct(data_execution(code, runtime="python"), max_artifacts=2)
+    assert counted.status is Status.succeeded and counted.artifacts_truncated is True
+    assert [a.path for a in counted.artifacts] == ["0.txt", "1.txt"]
+    sized = run_direct(data_execution(code, runtime="python"), max_artifact_bytes=1000)
+    assert sized.status is Status.succeeded and sized.artifacts_truncated is True
+    assert [a.path for a in sized.artifacts] == ["0.txt"]
+
+
+def test_a_planted_input_file_secret_is_refused_and_never_mounted(direct_backend, kubernetes_stack):
+    backend = direct_backend()
+    run = data_execution("print(open('data.csv').read())", files={"data.csv": b"real"}, runtime="python")
+    name = f"exec-{run.id}-file-0"
+    planted = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": kubernetes_stack.namespace},
+        "data": {"content": base64.b64encode(b"planted").decode()},
+    }
+    kube.kubectl(kubernetes_stack.kubeconfig, "apply", "-f", "-", input=yaml.safe_dump(planted))
+    try:
+        with pytest.raises(SandboxUnavailable, match=f"Secret {name} already existed"):
+            backend.run(run)
+        assert wait_until(lambda: leftovers(kubernetes_stack, run.id) == [], 30)
+    finally:
+        kube.kubectl(kubernetes_stack.kubeconfig, "delete", "secret", name, "-n", kubernetes_stack.namespace)

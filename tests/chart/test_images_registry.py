@@ -136,16 +136,23 @@ def test_images_are_pushed_and_the_chart_installs_from_the_registry(registry, ku
             headers = {"Authorization": f"Bearer {base64.b64decode(key).decode().split(',')[0]}"}
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as api:
                 kube.wait_until_healthy(api)
-                doc = api.post("/v1/executions", params={"wait": 30}, json={"code": "print('from the registry')"})
-                doc = doc.json()
-                while doc["status"] in ("queued", "running"):
-                    doc = api.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
-            assert (doc["status"], doc["stdout"]) == ("succeeded", "from the registry\n"), doc
+
+                def run(body):
+                    doc = api.post("/v1/executions", params={"wait": 30}, json=body).json()
+                    while doc["status"] in ("queued", "running"):
+                        doc = api.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
+                    return doc
+
+                doc = run({"code": "print('from the registry')"})
+                assert (doc["status"], doc["stdout"]) == ("succeeded", "from the registry\n"), doc
+                data = run({"code": "import numpy; print(numpy.arange(3).sum())", "runtime": "python-data"})
+                assert (data["status"], data["stdout"]) == ("succeeded", "3\n"), data
         finally:
             kube.stop_port_forward(forward)
-        # the sandbox Job's pod ran the pushed sandbox image (its events name it)
+        # the sandbox Jobs' pods ran the pushed sandbox images, one per runtime (their events name them)
         events = kube.kubectl(kubeconfig, "get", "events", "-n", f"{fullname}-sandbox", "-o", "json").stdout
         assert f"{registry}/executioner/sandbox:{tag}" in events
+        assert f"{registry}/executioner/sandbox-python-data:{tag}" in events
     finally:
         subprocess.run(
             [helm, "uninstall", release, "-n", namespace, "--kubeconfig", kubeconfig, "--wait"],

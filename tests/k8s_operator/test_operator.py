@@ -367,3 +367,38 @@ def test_a_file_path_outside_the_working_directory_is_rejected_naming_the_file(o
     apply(kubeconfig, user_namespace, manifest)
     status = wait_phase(kubeconfig, user_namespace, "escape", "Rejected")["status"]
     assert status["error"].startswith("spec.files.0.path: file '../etc/passwd': the path is not normalised"), status
+
+
+PLOT_CSV = """
+import pandas, matplotlib.pyplot as plt
+frame = pandas.read_csv("data/points.csv")
+print(int(frame["y"].sum()))
+frame.plot(x="x", y="y").get_figure().savefig("outputs/plot.png")
+"""
+
+
+def test_a_python_data_request_reads_its_csv_and_lists_its_plot(operator, kubeconfig, user_namespace, kubernetes_stack):
+    csv = base64.b64encode(b"x,y\n1,2\n2,4\n3,8\n").decode()
+    spec = {"code": PLOT_CSV, "runtime": "python-data", "files": [{"path": "data/points.csv", "contentBase64": csv}]}
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": "executioner.dev/v1alpha1",
+            "kind": "ExecutionRequest",
+            "metadata": {"name": "plot"},
+            "spec": spec,
+        }
+    )
+    apply(kubeconfig, user_namespace, manifest)
+    status = wait_phase(kubeconfig, user_namespace, "plot", "Succeeded", timeout=180)["status"]
+    assert status["stdout"] == "14\n"
+    [artifact] = status["artifacts"]
+    execution_id = status["executionId"]
+    assert artifact["path"] == "plot.png" and artifact["contentType"] == "image/png" and artifact["size"] > 1000
+    assert artifact["apiPath"] == f"/v1/executions/{execution_id}/artifacts/plot.png"
+    assert status["artifactsTruncated"] is False
+    store = ExecutionStore.from_url(kubernetes_stack.env["EXECUTIONER_REDIS_URL"], 3600)
+    execution = store.get(execution_id)
+    # the runtime's default memory, not the deployment's: the CRD leaves memoryMb unset
+    assert (execution.runtime, execution.limits.memory_mb) == ("python-data", 384)
+    table = kube.kubectl(kubeconfig, "get", "exr", "plot", "-n", user_namespace).stdout
+    assert table.split("\n")[0].split()[4] == "RUNTIME" and table.split("\n")[1].split()[4] == "python-data"

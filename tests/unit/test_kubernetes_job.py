@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 from kubernetes import client
 
 from executioner.kube import EXECUTION_LABEL, SANDBOX_LABELS, job_name
-from executioner.models import Execution, Limits, Status
+from executioner.models import Execution, InputFile, Limits, Status
+from executioner.runner_protocol import FILES_MANIFEST_PATH, INPUT_DIR, input_file_source
 from executioner.settings import Settings
 from executioner.worker.backends.kubernetes import (
     CONTAINER,
@@ -103,7 +105,7 @@ def test_input_secrets_are_immutable_and_owned_by_the_job():
     job = build_sandbox_job(run, Settings())
     job["metadata"]["uid"] = "uid-1"
     secrets = build_input_secrets(run, job)
-    assert [s["stringData"] for s in secrets] == [{"code": "print('hi')"}, {"stdin": "in"}]
+    assert [s["data"] for s in secrets] == [{"code": b64("print('hi')")}, {"stdin": b64("in")}]
     for secret in secrets:
         assert secret["immutable"] is True
         assert secret["metadata"]["ownerReferences"] == [
@@ -114,15 +116,50 @@ def test_input_secrets_are_immutable_and_owned_by_the_job():
     assert {s["secret"]["name"] for s in projected["sources"]} == {s["metadata"]["name"] for s in secrets}
 
 
-def test_the_job_runs_its_runtimes_image():
-    settings = Settings(runtime_images={"python-data": "registry.example/sandbox-python-data:1"})
-    data = execution().model_copy(update={"runtime": "python-data"})
-    assert build_sandbox_job(data, settings)["spec"]["template"]["spec"]["containers"][0]["image"] == (
-        "registry.example/sandbox-python-data:1"
+def b64(data: str | bytes) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def test_each_input_file_travels_in_its_own_secret_with_a_manifest_beside_the_code():
+    png = bytes(range(256)) * 4  # raw bytes, not text
+    run = execution().model_copy(
+        update={
+            "runtime": "python-data",
+            "files": [
+                InputFile(path="data.csv", content_base64=b64("a,b\n1,2\n")),
+                InputFile(path="in/x.bin", content_base64=b64(png)),
+            ],
+        }
     )
+    settings = Settings(runtime_images={"python-data": "registry.example/sandbox-python-data:1"})
+    job = build_sandbox_job(run, settings)
+    job["metadata"]["uid"] = "uid-1"
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example/sandbox-python-data:1"
     assert build_sandbox_job(execution(), settings)["spec"]["template"]["spec"]["containers"][0]["image"] == (
         settings.sandbox_image
     )
+    code, stdin, *files = build_input_secrets(run, job)
+    name = job_name(run.id)
+    assert [s["metadata"]["name"] for s in files] == [f"{name}-file-0", f"{name}-file-1"]
+    assert [base64.b64decode(s["data"]["content"]) for s in files] == [b"a,b\n1,2\n", png]
+    manifest = json.loads(base64.b64decode(code["data"]["files.json"]))
+    assert manifest == [
+        {"path": "data.csv", "source": input_file_source(0)},
+        {"path": "in/x.bin", "source": input_file_source(1)},
+    ]
+    # mounted where the manifest says, the manifest where the runner reads it
+    projected = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "input")["projected"]
+    mounted = {
+        f"{INPUT_DIR}/{item['path']}": (source["secret"]["name"], item["key"])
+        for source in projected["sources"]
+        for item in source["secret"]["items"]
+    }
+    assert mounted[FILES_MANIFEST_PATH] == (f"{name}-code", "files.json")
+    assert mounted[input_file_source(1)] == (f"{name}-file-1", "content")
+    assert {s["secret"]["name"] for s in projected["sources"]} == {s["metadata"]["name"] for s in (code, stdin, *files)}
+    # without files, no manifest
+    assert "files.json" not in build_input_secrets(execution(), job)[0]["data"]
 
 
 def policy(types=("Ingress", "Egress"), ingress=None, egress=None, labels=None, expressions=None):

@@ -2,9 +2,9 @@
 
 The Job's pod runs its runtime's sandbox image's runner as PID 1, as a fixed
 non-root UID, with a read-only root, no capabilities, RuntimeDefault seccomp, no
-service-account token and a memory-backed /tmp. The code and stdin travel in
-two Secrets owned by the Job (each Secret holds at most 1 MiB), so deleting the
-Job deletes them. The worker refuses to run code unless a deny-all
+service-account token and a memory-backed /tmp. The code, stdin and each input
+file travel in Secrets owned by the Job (each Secret holds at most 1 MiB), so
+deleting the Job deletes them. The worker refuses to run code unless a deny-all
 NetworkPolicy selects the sandbox pods (fail closed), waits for the pod by
 watch, reads the runner's envelope from the pod log, and deletes the Job once
 the result is recorded.
@@ -12,6 +12,7 @@ the result is recorded.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
@@ -23,6 +24,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
+from executioner.files import decoded
 from executioner.kube import (
     EXECUTION_LABEL,
     SANDBOX_LABELS,
@@ -34,12 +36,15 @@ from executioner.kube import (
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
 from executioner.runner_protocol import (
     CODE_PATH,
+    FILES_MANIFEST_PATH,
     INPUT_DIR,
     RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
     OutputSink,
     RunnerLines,
+    files_manifest,
+    input_file_source,
     parse_envelope,
     runner_args,
 )
@@ -56,6 +61,34 @@ DEADLINE_EXCEEDED_REASON = "the sandbox ran past its deadline and was stopped"
 # What pod_events yields when a watch round ended without news, so the caller can look around.
 ROUND_ENDED = "ROUND_ENDED"
 T = TypeVar("T")
+
+
+def in_input_dir(path: str) -> str:
+    """A path under INPUT_DIR as the input volume's item path (relative to where it is mounted)."""
+    relative = path.removeprefix(f"{INPUT_DIR}/")
+    assert relative != path, f"{path} is not under {INPUT_DIR}"
+    return relative
+
+
+def input_sources(execution: Execution) -> list[dict[str, Any]]:
+    """The input volume's sources: code (with the files' manifest when there are files), stdin, one per file."""
+    name = job_name(execution.id)
+    code_items = [{"key": "code", "path": in_input_dir(CODE_PATH)}]
+    if execution.files:
+        code_items.append({"key": "files.json", "path": in_input_dir(FILES_MANIFEST_PATH)})
+    return [
+        {"secret": {"name": f"{name}-code", "items": code_items}},
+        {"secret": {"name": f"{name}-stdin", "items": [{"key": "stdin", "path": in_input_dir(STDIN_PATH)}]}},
+        *(
+            {
+                "secret": {
+                    "name": f"{name}-file-{i}",
+                    "items": [{"key": "content", "path": in_input_dir(input_file_source(i))}],
+                }
+            }
+            for i in range(len(execution.files))
+        ),
+    ]
 
 
 def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any]:
@@ -109,23 +142,7 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
         "volumes": [
             {
                 "name": "input",
-                "projected": {
-                    "defaultMode": 0o444,
-                    "sources": [
-                        {
-                            "secret": {
-                                "name": f"{job_name(execution.id)}-code",
-                                "items": [{"key": "code", "path": CODE_PATH.rsplit("/", 1)[1]}],
-                            }
-                        },
-                        {
-                            "secret": {
-                                "name": f"{job_name(execution.id)}-stdin",
-                                "items": [{"key": "stdin", "path": STDIN_PATH.rsplit("/", 1)[1]}],
-                            }
-                        },
-                    ],
-                },
+                "projected": {"defaultMode": 0o444, "sources": input_sources(execution)},
             },
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}},
         ],
@@ -154,7 +171,8 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
 
 
 def build_input_secrets(execution: Execution, job: dict[str, Any]) -> list[dict[str, Any]]:
-    """Code and stdin, owned by the Job so they go when it goes."""
+    """Code (and the files' manifest), stdin, and each input file's raw bytes in a Secret of its own (a Secret holds
+    at most 1 MiB), all owned by the Job so they go when it goes."""
     owner = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -162,20 +180,28 @@ def build_input_secrets(execution: Execution, job: dict[str, Any]) -> list[dict[
         "uid": job["metadata"]["uid"],
         "controller": False,
     }
-    return [
-        {
+
+    def secret(suffix: str, data: dict[str, bytes]) -> dict[str, Any]:
+        return {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
             "immutable": True,
             "metadata": {
-                "name": f"{job['metadata']['name']}-{key}",
+                "name": f"{job['metadata']['name']}-{suffix}",
                 "labels": sandbox_labels(execution.id),
                 "ownerReferences": [owner],
             },
-            "stringData": {key: value},
+            "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
         }
-        for key, value in (("code", execution.code), ("stdin", execution.stdin))
+
+    code = {"code": execution.code.encode()}
+    if execution.files:
+        code["files.json"] = files_manifest(execution)
+    return [
+        secret("code", code),
+        secret("stdin", {"stdin": execution.stdin.encode()}),
+        *(secret(f"file-{i}", {"content": decoded(file)}) for i, file in enumerate(execution.files)),
     ]
 
 

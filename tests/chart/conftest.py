@@ -83,7 +83,7 @@ def render(helm) -> Renderer:
 
 @pytest.fixture(scope="session")
 def chart_images(kubeconfig, cluster_harness) -> None:
-    """The app, sandbox and Redis images of an install with hack/chart/values-local.yaml, built and loaded by
+    """The app, sandbox (one per runtime) and Redis images of an install with hack/chart/values-local.yaml, built and loaded by
     hack/chart/image.sh (which skips an image already loaded from the same inputs) on the local cluster; on another
     cluster they must have been loaded already."""
     if not cluster_harness.is_local_cluster(kubeconfig):
@@ -93,6 +93,7 @@ def chart_images(kubeconfig, cluster_harness) -> None:
     for kind, ref in (
         ("app", f"executioner/app:{APP_VERSION}"),
         ("sandbox", f"executioner/sandbox:{APP_VERSION}"),
+        ("sandbox-python-data", f"executioner/sandbox-python-data:{APP_VERSION}"),
         ("redis", "executioner/redis:7.0-local"),
     ):
         p = subprocess.run(

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from helpers import kube
+from helpers.data_programs import DATA_CSV, PLOT_PROGRAM, PLOT_STDOUT, png_size
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "executioner"
@@ -148,6 +149,30 @@ def test_hello_world_through_the_api_service(release):
                 doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 10}, headers=headers).json()
         assert doc["status"] == "succeeded", doc
         assert doc["stdout"] == "hello world\n" and doc["exit_code"] == 0 and doc["backend"] == "kubernetes"
+    finally:
+        kube.stop_port_forward(forward)
+
+
+def test_a_plot_from_a_csv_through_the_api_service_in_python_data(release):
+    """The chart's runtime images reach the worker: pandas reads the CSV sent in, the plot comes back from the API."""
+    forward, port = kube.port_forward(release.kubeconfig, release.namespace, f"{release.fullname}-api", 8000)
+    try:
+        headers = {"Authorization": f"Bearer {release.secret(f'{release.fullname}-api-keys', 'api-keys')}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=headers) as client:
+            kube.wait_until_healthy(client)
+            body = {
+                "code": PLOT_PROGRAM,
+                "runtime": "python-data",
+                "files": [{"path": "data.csv", "content_base64": base64.b64encode(DATA_CSV).decode()}],
+            }
+            doc = client.post("/v1/executions", params={"wait": 30}, json=body).json()
+            while doc["status"] in ("queued", "running"):
+                doc = client.get(f"/v1/executions/{doc['id']}", params={"wait": 10}).json()
+            assert (doc["status"], doc["stdout"], doc["runtime"]) == ("succeeded", PLOT_STDOUT, "python-data"), doc
+            assert [a["path"] for a in doc["artifacts"]] == ["plot.png", "report.html"]
+            plot = client.get(f"/v1/executions/{doc['id']}/artifacts/plot.png")
+            assert plot.headers["content-type"] == "image/png"
+            assert png_size(plot.content)[0] > 100
     finally:
         kube.stop_port_forward(forward)
 

@@ -207,10 +207,14 @@ async def mirror_status(
             log.warning("%s/%s names execution %s, which it did not submit", namespace, name, execution_id)
             await blocking(patch_status, memo.kube, namespace, name, NOT_ITS_EXECUTION)
             return
-        document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
         grew = False
         if not execution.status.terminal:
             grew = await blocking(output.read, store.redis)
+            # Output read after the record may be newer than it (the program started in between): the record is read
+            # again, so the phase shown is never older than the output beside it.
+            execution = await blocking(store.get, execution_id) or execution
+        document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
+        if not execution.status.terminal:
             document = with_live_output(document, output.text)
         if document["phase"] != phase or grew or execution.status.terminal:
             await blocking(patch_status, memo.kube, namespace, name, document)

@@ -229,7 +229,15 @@ def test_the_sweep_removes_planted_leftovers(operator, kubeconfig, kubernetes_st
     )
     settings = Settings(sandbox_image=kubernetes_stack.env["EXECUTIONER_SANDBOX_IMAGE"])
     job = build_sandbox_job(ghost, settings)
-    kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
+    planted = []  # each as kubectl names it: the sweep may take one before a listing could see it
+
+    def plant(manifest: dict) -> None:
+        created = kube.kubectl(
+            kubeconfig, "create", "-n", namespace, "-o", "name", "-f", "-", input=yaml.safe_dump(manifest)
+        )
+        planted.append(created.stdout.strip())
+
+    plant(job)
     orphan_id = new_marker("orphan").replace("orphan-", "")
     orphan = build_sandbox_job(ghost.model_copy(update={"id": orphan_id}), settings)
     pod = {
@@ -244,27 +252,18 @@ def test_the_sweep_removes_planted_leftovers(operator, kubeconfig, kubernetes_st
     pod["spec"]["containers"] = [
         {**pod["spec"]["containers"][0], "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
     ]
-    kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(pod))
+    plant(pod)
     secret = build_input_secrets(
         ghost.model_copy(update={"id": orphan_id}), {"metadata": {"name": f"exec-{orphan_id}", "uid": "0"}}
     )[0]
     secret["metadata"].pop("ownerReferences")
-    kube.kubectl(kubeconfig, "create", "-n", namespace, "-f", "-", input=yaml.safe_dump(secret))
+    plant(secret)
+    assert len(planted) == 3 and all(planted), planted
 
     def leftovers():
-        return kube.kubectl(
-            kubeconfig,
-            "get",
-            "jobs,pods,secrets",
-            "-n",
-            namespace,
-            "-l",
-            f"{EXECUTION_LABEL} in ({ghost.id},{orphan_id})",
-            "-o",
-            "name",
-        ).stdout.split()
+        names = kube.kubectl(kubeconfig, "get", "-n", namespace, *planted, "--ignore-not-found", "-o", "name")
+        return names.stdout.split()
 
-    assert len(leftovers()) >= 3
     assert wait_until(lambda: leftovers() == [], 60), leftovers()
 
 

@@ -51,17 +51,22 @@ def owner_of_key(key: str) -> str:
     return "key-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
+def matching_key(settings: Settings, presented: str) -> str | None:
+    """The API key `presented` is, or None."""
+    matched = None
+    for key in settings.api_keys:  # compare with every key, in constant time
+        if hmac.compare_digest(presented.encode(), key.encode()):
+            matched = key
+    return matched
+
+
 def current_owner(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     if not settings.api_keys:
         return ANONYMOUS
-    presented = credentials.credentials.encode() if credentials else b""
-    matched = None
-    for key in settings.api_keys:  # compare with every key, in constant time
-        if hmac.compare_digest(presented, key.encode()):
-            matched = key
+    matched = matching_key(settings, credentials.credentials if credentials else "")
     if matched is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

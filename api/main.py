@@ -21,12 +21,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from executioner.admission import Admission
+from executioner.api.kubernetes_access import KubernetesAccess
 from executioner.api.metrics import ApiMetrics
 from executioner.api.middleware import BodySizeLimit, HostAllowlist, SecurityHeaders, allowed_host_names
-from executioner.api.routes import artifacts, events, health, metrics, runtimes
+from executioner.api.routes import artifacts, events, execution_request_artifacts, health, metrics, runtimes
 from executioner.api.routes.executions import executions_router
 from executioner.events import ExecutionEvents
 from executioner.files import MAX_PATH_BYTES
+from executioner.kube import kubernetes_api_client
 from executioner.logs import configure_logging
 from executioner.queue import ExecutionQueue
 from executioner.settings import Settings
@@ -147,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(artifacts.router)
     app.include_router(runtimes.router)
+    if settings.kubernetes_artifact_access:  # the only route that talks to Kubernetes, and only when asked to
+        app.state.kubernetes_access = KubernetesAccess(kubernetes_api_client(), settings.kubernetes_token_audiences)
+        app.include_router(execution_request_artifacts.router)
     mount_docs(app)
 
     @app.exception_handler(redis.RedisError)

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     # CPU of a sandbox pod, in cores: its request and its limit (equal, so the pod is Guaranteed QoS).
     cpu_limit: float = Field(0.5, gt=0)
 
+    # ExecutionRequests' artifacts for kubectl users: GET /v1/executionrequests/{namespace}/{name}/artifacts/{path}
+    # with a Kubernetes bearer token, served when a TokenReview authenticates it and a SubjectAccessReview lets its
+    # user get that ExecutionRequest. On, the API talks to the Kubernetes API (in-cluster credentials or KUBECONFIG)
+    # for these reviews and that read, and for nothing else.
+    kubernetes_artifact_access: bool = False
+    # Audiences such a token must carry (`kubectl create token SA --audience executioner`), so a token handed to the
+    # API is no key to the Kubernetes API itself; empty: the Kubernetes API server's own audiences.
+    kubernetes_token_audiences: Annotated[list[str], NoDecode] = ["executioner"]
+
     # Runtimes offered (comma-separated, from GET /v1/runtimes' list of known ones); "python" is the default.
     runtimes: Annotated[list[str], NoDecode] = ["python", "python-data"]
 
@@ -165,7 +174,15 @@ class Settings(BaseSettings):
     state_dir: str = "~/.local/state/executioner"
     local_redis_maxmemory_mb: int = Field(256, ge=16)
 
-    @field_validator("api_keys", "allowed_hosts", "cors_origins", "cgroup_delegate", "runtimes", mode="before")
+    @field_validator(
+        "api_keys",
+        "allowed_hosts",
+        "cors_origins",
+        "cgroup_delegate",
+        "runtimes",
+        "kubernetes_token_audiences",
+        mode="before",
+    )
     @classmethod
     def split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -20,8 +20,9 @@ import redis
 from kubernetes import client
 
 from executioner.admission import Admission
+from executioner.execution_requests import belongs_to, owner_of
 from executioner.kube import kubernetes_api_client
-from executioner.models import Execution, Status
+from executioner.models import Status
 from executioner.operator.cleanup import sweep
 from executioner.operator.resource import FINALIZER, GROUP, PLURAL, VERSION
 from executioner.operator.status import (
@@ -95,17 +96,6 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
-def owner_of(namespace: str | None) -> str:
-    """ExecutionRequests are filed by namespace: each namespace has a key's rate limit, active cap and byte budget."""
-    return f"k8s:{namespace}"
-
-
-def belongs_to(execution: Execution, namespace: str | None, uid: str | None) -> bool:
-    """Whether the execution was submitted by this resource: status.executionId is only as trustworthy as whoever
-    may patch the status, so the record itself must name the resource."""
-    return execution.owner == owner_of(namespace) and execution.source is not None and execution.source == uid
-
-
 def condition_reason(reason: str) -> str:
     return "".join(word.title() for word in reason.split("_"))  # rate_limit -> RateLimit
 
@@ -159,7 +149,9 @@ async def submit_execution(
         raise kopf.TemporaryError(f"the execution could not be queued: {exc}", delay=5) from exc
     admitted = {"type": ADMITTED, "status": "True", "reason": ADMITTED, "message": f"execution {execution.id}"}
     conditions = set_condition(list(conditions or []), admitted, now())
-    patch.status.update(status_of(execution, now(), generation=generation, conditions=conditions))
+    patch.status.update(
+        status_of(execution, now(), namespace=namespace, name=name, generation=generation, conditions=conditions)
+    )
     log.info("ExecutionRequest %s/%s is execution %s", namespace, name, execution.id)
 
 
@@ -213,7 +205,9 @@ async def mirror_status(
             # Output read after the record may be newer than it (the program started in between): the record is read
             # again, so the phase shown is never older than the output beside it.
             execution = await blocking(store.get, execution_id) or execution
-        document = status_of(execution, now(), generation=meta.get("generation"), conditions=conditions)
+        document = status_of(
+            execution, now(), namespace=namespace, name=name, generation=meta.get("generation"), conditions=conditions
+        )
         if not execution.status.terminal:
             document = with_live_output(document, output.text)
         if document["phase"] != phase or grew or execution.status.terminal:

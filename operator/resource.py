@@ -1,5 +1,8 @@
 """The ExecutionRequest resource as the operator names it (no client imported here: the uninstall hook uses it)."""
 
-GROUP, VERSION, PLURAL = "executioner.dev", "v1alpha1", "executionrequests"
+from executioner.execution_requests import GROUP, PLURAL, VERSION
+
+__all__ = ["FINALIZER", "GROUP", "PLURAL", "VERSION"]
+
 # Kopf's finalizer on ExecutionRequests: deleting one cancels its execution first.
 FINALIZER = "executioner.dev/cancel-execution"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
+from executioner.execution_requests import artifact_api_path
 from executioner.models import Execution, Status
 
 PHASES = {
@@ -64,10 +64,16 @@ def to_timestamp(value: Any) -> str:
 
 
 def status_of(
-    execution: Execution, now: str, *, generation: int | None = None, conditions: list[dict[str, Any]] | None = None
+    execution: Execution,
+    now: str,
+    *,
+    namespace: str | None,
+    name: str,
+    generation: int | None = None,
+    conditions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The status document (a merge patch) for the current state of the execution, given the resource's
-    generation and its current conditions."""
+    """The status document (a merge patch) for the current state of the execution of the resource `name` in
+    `namespace`, given its generation and its current conditions."""
     phase = PHASES[execution.status]
     stdout, stdout_capped = capped(execution.stdout)
     stderr, stderr_capped = capped(execution.stderr)
@@ -91,13 +97,14 @@ def status_of(
         "conditions": set_condition(conditions or [], complete, now),
     }
     if execution.artifacts or execution.artifacts_truncated:
-        # the listing only: the content stays in the store, served by the API at each entry's apiPath
+        # the listing only: the content stays in the store, served by the API at each entry's apiPath to a Kubernetes
+        # token allowed to get this resource
         status["artifacts"] = [
             {
                 "path": artifact.path,
                 "size": artifact.size,
                 "contentType": artifact.content_type,
-                "apiPath": f"/v1/executions/{execution.id}/artifacts/{quote(artifact.path)}",
+                "apiPath": artifact_api_path(namespace, name, artifact.path),
             }
             for artifact in execution.artifacts
         ]

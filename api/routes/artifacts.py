@@ -17,6 +17,8 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from executioner.api.deps import CurrentOwner, StoreDep
 from executioner.files import INLINE_IMAGE_TYPES, content_type
+from executioner.models import Execution
+from executioner.store import ExecutionStore
 
 router = APIRouter(prefix="/v1/executions", tags=["executions"])
 
@@ -72,16 +74,22 @@ def get_artifact(execution_id: str, path: str, store: StoreDep, owner: CurrentOw
     execution = store.get(execution_id)
     if execution is None or execution.owner != owner:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} not found")
+    return artifact_response(store, execution, path)
+
+
+def artifact_response(store: ExecutionStore, execution: Execution, path: str) -> Response:
+    """One artifact of an execution the caller may read: its bytes, sent inert; 410 once its retention passed, 404
+    for a path it does not have."""
     gone = HTTPException(
         status.HTTP_410_GONE,
-        f"the artifacts of execution {execution_id} were dropped with its code, input and output: their retention "
+        f"the artifacts of execution {execution.id} were dropped with its code, input and output: their retention "
         "(EXECUTIONER_PAYLOAD_RETENTION_SECONDS) has passed",
     )
     if execution.payload_expired:
         raise gone
     if path not in {artifact.path for artifact in execution.artifacts}:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id} has no artifact {path!r}")
-    data = store.artifact(execution_id, path)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution.id} has no artifact {path!r}")
+    data = store.artifact(execution.id, path)
     if data is None:  # expired by itself, the sweeper not yet by
         raise gone
     return Response(data, headers=serving_headers(path))

@@ -57,9 +57,11 @@ def test_default_render_has_every_component(render, default):
     assert kinds == sorted(
         [
             "ClusterRole/executioner-executioner-operator",
+            "ClusterRole/executioner-executioner-api",
             "ClusterRole/executioner-executioner-executionrequests-edit",
             "ClusterRole/executioner-executioner-executionrequests-view",
             "ClusterRoleBinding/executioner-executioner-operator",
+            "ClusterRoleBinding/executioner-executioner-api",
             "CustomResourceDefinition/executionrequests.executioner.dev",
             "Deployment/executioner-api",
             "Deployment/executioner-operator",
@@ -235,13 +237,15 @@ def test_no_latest_tags_and_default_tags_from_app_version(render, variant):
 
 def test_api_contract(default, render):
     api = render.find(default, "Deployment", "executioner-api")[0]["spec"]["template"]["spec"]
-    assert api["automountServiceAccountToken"] is False
+    # its token reviews kubectl users' tokens for ExecutionRequests' artifacts (api.kubernetesArtifactAccess)
+    assert api["automountServiceAccountToken"] is True
     container = api["containers"][0]
     assert container["args"] == ["api"]
     env = {e["name"]: e for e in container["env"]}
     assert env["EXECUTIONER_HOST"]["value"] == "0.0.0.0" and env["EXECUTIONER_PORT"]["value"] == "8000"
     assert env["EXECUTIONER_BACKEND"]["value"] == "kubernetes"
     assert env["EXECUTIONER_UI_DIR"]["value"] == "/opt/executioner/ui"
+    assert env["EXECUTIONER_KUBERNETES_ARTIFACT_ACCESS"]["value"] == "true"
     assert env["EXECUTIONER_API_KEYS"]["valueFrom"]["secretKeyRef"] == {
         "name": "executioner-api-keys",
         "key": "api-keys",
@@ -563,8 +567,14 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         ("", "pods/log"): {"get"},
         ("", "secrets"): {"list", "delete"},
     }
-    # the only cluster-wide grant to a component: the operator's, for what cannot be namespaced (the other
-    # ClusterRoles are bound to no one: they aggregate into the built-in edit/admin/view roles)
+    # the only cluster-wide grants to components: the operator's and the API's, for what cannot be namespaced (the
+    # other ClusterRoles are bound to no one: they aggregate into the built-in edit/admin/view roles)
+    [api_role] = render.find(default, "ClusterRole", "executioner-executioner-api")
+    assert _rules(api_role) == {
+        ("authentication.k8s.io", "tokenreviews"): {"create"},
+        ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
+        ("executioner.dev", "executionrequests"): {"get"},
+    }
     [cluster_role] = render.find(default, "ClusterRole", "executioner-executioner-operator")
     assert _rules(cluster_role) == {
         ("executioner.dev", "executionrequests"): {"get", "list", "watch", "patch", "update"},
@@ -574,10 +584,14 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("", "namespaces"): {"list", "watch"},
     }
-    [binding] = [b for b in render.find(default, "ClusterRoleBinding") if not is_hook(b)]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "executioner-operator", "namespace": "executioner"}
-    ]
+    bindings = {b["metadata"]["name"]: b for b in render.find(default, "ClusterRoleBinding") if not is_hook(b)}
+    assert set(bindings) == {"executioner-executioner-operator", "executioner-executioner-api"}
+    for component in ("operator", "api"):
+        binding = bindings[f"executioner-executioner-{component}"]
+        assert binding["roleRef"]["name"] == f"executioner-executioner-{component}"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"executioner-{component}", "namespace": "executioner"}
+        ]
     for d in render.find(default, "RoleBinding"):
         component = d["metadata"]["name"].rsplit("-", 1)[-1]
         assert d["roleRef"]["name"] == d["metadata"]["name"]
@@ -594,14 +608,15 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         if d["metadata"]["namespace"] == "executioner"
     }
     assert accounts == {
-        "executioner-api": False,
+        "executioner-api": True,  # api.kubernetesArtifactAccess
         "executioner-worker": True,
         "executioner-operator": True,
         "executioner-redis": False,
         "executioner-uninstall": False,  # its Job's pod asks for the token itself
     }
-    without = render(values={"operator": {"enabled": False}})
+    without = render(values={"operator": {"enabled": False}, "api": {"kubernetesArtifactAccess": False}})
     assert not render.find(without, "ClusterRole", "executioner-executioner-operator")
+    assert not render.find(without, "ClusterRole", "executioner-executioner-api")
     assert not render.find(without, "ClusterRoleBinding")
     assert [d["metadata"]["name"] for d in render.find(without, "Role")] == ["executioner-worker"]
 
@@ -771,9 +786,10 @@ def test_executionrequest_access_is_aggregated_into_the_default_roles(render, de
             "executionrequests/status",
         }
     off = render(values={"rbac": {"aggregateToDefaultRoles": False}})
-    assert [d["metadata"]["name"] for d in render.find(off, "ClusterRole") if not is_hook(d)] == [
-        "executioner-executioner-operator"
-    ]
+    assert {d["metadata"]["name"] for d in render.find(off, "ClusterRole") if not is_hook(d)} == {
+        "executioner-executioner-operator",
+        "executioner-executioner-api",
+    }
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -844,7 +860,12 @@ def test_each_component_may_talk_only_to_what_it_needs(default):
     api = _policy(default, "executioner-api")
     assert api["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
     assert api["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]  # from anywhere, on its port only
-    assert api["egress"] == [{"to": [REDIS_PEER], "ports": [{"port": 6379, "protocol": "TCP"}]}, DNS_RULE]
+    # the Kubernetes API for the reviews of kubectl users' tokens (api.kubernetesArtifactAccess)
+    assert api["egress"] == [
+        {"to": [REDIS_PEER], "ports": [{"port": 6379, "protocol": "TCP"}]},
+        KUBE_API_RULE,
+        DNS_RULE,
+    ]
     for component in ("worker", "operator"):
         spec = _policy(default, f"executioner-{component}")
         assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == component
@@ -856,6 +877,23 @@ def test_each_component_may_talk_only_to_what_it_needs(default):
         ]
     test = _policy(default, "executioner-test-hello")
     assert test["ingress"] == [] and test["egress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
+
+
+def test_without_kubernetes_artifact_access_the_api_never_talks_to_kubernetes(render):
+    """api.kubernetesArtifactAccess false: no token in the pod, no grant, no path to the Kubernetes API."""
+    docs = render(values={"api": {"kubernetesArtifactAccess": False}})
+    [deployment] = render.find(docs, "Deployment", "executioner-api")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert "EXECUTIONER_KUBERNETES_ARTIFACT_ACCESS" not in {e["name"] for e in pod["containers"][0]["env"]}
+    [account] = render.find(docs, "ServiceAccount", "executioner-api")
+    assert account["automountServiceAccountToken"] is False
+    assert not render.find(docs, "ClusterRole", "executioner-executioner-api")
+    assert not render.find(docs, "ClusterRoleBinding", "executioner-executioner-api")
+    assert _policy(docs, "executioner-api")["egress"] == [
+        {"to": [REDIS_PEER], "ports": [{"port": 6379, "protocol": "TCP"}]},
+        DNS_RULE,
+    ]
 
 
 def test_network_policies_follow_the_values(render):

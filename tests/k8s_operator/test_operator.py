@@ -393,7 +393,7 @@ def test_a_python_data_request_reads_its_csv_and_lists_its_plot(operator, kubeco
     [artifact] = status["artifacts"]
     execution_id = status["executionId"]
     assert artifact["path"] == "plot.png" and artifact["contentType"] == "image/png" and artifact["size"] > 1000
-    assert artifact["apiPath"] == f"/v1/executions/{execution_id}/artifacts/plot.png"
+    assert artifact["apiPath"] == f"/v1/executionrequests/{user_namespace}/plot/artifacts/plot.png"
     assert status["artifactsTruncated"] is False
     store = ExecutionStore.from_url(kubernetes_stack.env["EXECUTIONER_REDIS_URL"], 3600)
     execution = store.get(execution_id)

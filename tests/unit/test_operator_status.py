@@ -22,6 +22,7 @@ from executioner.operator.status import (
 )
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"
+NS, NAME = "team-a", "plot"
 
 
 def execution(status: Status, **fields) -> Execution:
@@ -31,7 +32,7 @@ def execution(status: Status, **fields) -> Execution:
 
 @pytest.mark.parametrize(("status", "phase"), list(PHASES.items()))
 def test_every_status_has_a_phase_and_a_complete_condition(status, phase):
-    document = status_of(execution(status), T0, generation=1)
+    document = status_of(execution(status), T0, namespace=NS, name=NAME, generation=1)
     assert document["phase"] == phase
     (condition,) = document["conditions"]
     assert condition["type"] == "Complete"
@@ -40,18 +41,22 @@ def test_every_status_has_a_phase_and_a_complete_condition(status, phase):
 
 
 def test_condition_and_status_carry_the_observed_generation():
-    document = status_of(execution(Status.running), T0, generation=3)
+    document = status_of(execution(Status.running), T0, namespace=NS, name=NAME, generation=3)
     assert document["observedGeneration"] == 3
     assert document["conditions"][0]["observedGeneration"] == 3
 
 
 def test_transition_time_moves_only_when_the_condition_status_changes():
-    queued = status_of(execution(Status.queued), T0, generation=1)
-    running = status_of(execution(Status.running), T1, generation=1, conditions=queued["conditions"])
+    queued = status_of(execution(Status.queued), T0, namespace=NS, name=NAME, generation=1)
+    running = status_of(
+        execution(Status.running), T1, namespace=NS, name=NAME, generation=1, conditions=queued["conditions"]
+    )
     # Pending -> Running: Complete stays "False", so its transition time stays.
     assert running["conditions"][0]["lastTransitionTime"] == T0
     assert running["conditions"][0]["reason"] == "Running"
-    done = status_of(execution(Status.succeeded), T1, generation=1, conditions=running["conditions"])
+    done = status_of(
+        execution(Status.succeeded), T1, namespace=NS, name=NAME, generation=1, conditions=running["conditions"]
+    )
     assert done["conditions"][0]["lastTransitionTime"] == T1
 
 
@@ -91,7 +96,7 @@ def test_finished_execution_fields():
         duration_ms=12,
         stdout_truncated=True,
     )
-    document = status_of(record, T0)
+    document = status_of(record, T0, namespace=NS, name=NAME)
     assert document["exitCode"] == 2 and document["stdout"] == "o" and document["stderr"] == "e"
     assert document["stdoutTruncated"] is True and document["stderrTruncated"] is False
     assert document["startedAt"] == "2026-01-01T00:00:00Z" and document["durationMs"] == 12
@@ -113,23 +118,23 @@ def test_a_rejected_request_names_the_spec_fields_and_is_final():
     assert complete["observedGeneration"] == status["observedGeneration"] == 1
 
 
-def test_artifacts_are_listed_with_where_the_api_serves_them():
+def test_artifacts_are_listed_with_where_the_api_serves_them_to_kubernetes_tokens():
     record = execution(
         Status.succeeded,
         artifacts=[Artifact(path="plots/a b.png", size=2048, content_type="image/png")],
         artifacts_truncated=True,
     )
-    document = status_of(record, T0)
+    document = status_of(record, T0, namespace=NS, name=NAME)
     assert document["artifacts"] == [
         {
             "path": "plots/a b.png",
             "size": 2048,
             "contentType": "image/png",
-            "apiPath": f"/v1/executions/{record.id}/artifacts/plots/a%20b.png",
+            "apiPath": "/v1/executionrequests/team-a/plot/artifacts/plots/a%20b.png",
         }
     ]
     assert document["artifactsTruncated"] is True
-    assert "artifacts" not in status_of(execution(Status.succeeded), T0)
+    assert "artifacts" not in status_of(execution(Status.succeeded), T0, namespace=NS, name=NAME)
 
 
 def test_file_errors_name_the_spec_fields():
@@ -150,7 +155,7 @@ def test_a_held_back_request_stays_pending_with_the_reason():
 
 
 def test_a_running_status_carries_the_output_so_far_capped():
-    running = status_of(execution(Status.running), T0)
+    running = status_of(execution(Status.running), T0, namespace=NS, name=NAME)
     live = with_live_output(running, {"stdout": "x" * (STATUS_OUTPUT_BYTES + 5), "stderr": "warn\n"})
     assert (len(live["stdout"]), live["stdoutTruncated"]) == (STATUS_OUTPUT_BYTES, True)
     assert (live["stderr"], live["stderrTruncated"]) == ("warn\n", False)

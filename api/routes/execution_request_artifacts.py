@@ -71,10 +71,11 @@ def get_execution_request_artifact(
     access: KubernetesAccessDep,
     token: KubernetesToken,
 ) -> Response:
+    audience = "".join(f" --audience {a}" for a in settings.kubernetes_token_audiences[:1])
     unauthenticated = HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         "a Kubernetes token is required: send 'Authorization: Bearer <token>' with a token from "
-        "'kubectl create token SERVICEACCOUNT --audience executioner'",
+        f"'kubectl create token SERVICEACCOUNT{audience}'",
         headers={"WWW-Authenticate": "Bearer"},
     )
     if token is None or matching_key(settings, token.credentials):  # an API key is never sent on to Kubernetes

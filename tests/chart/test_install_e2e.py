@@ -1,5 +1,6 @@
 """End to end on a real cluster: helm install into a fresh namespace, every pod Ready, a hello world through the API
-Service, an ExecutionRequest through kubectl, helm test, Redis on a bound claim of the default StorageClass with the
+Service, an ExecutionRequest through kubectl (its plot fetched from the API with ServiceAccount tokens, Kubernetes RBAC
+deciding), helm test, Redis on a bound claim of the default StorageClass with the
 memory bound the chart set, deleting the Redis pod losing no execution (finished or queued), an upgrade that keeps
 the generated secrets, and helm uninstall leaving nothing behind but the CRD and the Redis claim (kept by default).
 

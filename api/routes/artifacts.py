@@ -11,6 +11,7 @@ opened directly can run no script and load nothing.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Response, status
@@ -38,6 +39,16 @@ DOWNLOAD_TYPES = frozenset(
 UNSAFE_FILENAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
+# What every artifact route answers alike (artifact_response); each adds how it authorises.
+ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The artifact's bytes: a raster image inline as itself, anything else as an attachment",
+        "content": {"image/png": {}, "application/octet-stream": {}},
+    },
+    410: {"description": "The execution's payload, artifacts included, was dropped (its retention passed)"},
+}
+
+
 def serving_headers(path: str) -> dict[str, str]:
     """How an artifact at `path` is sent: its Content-Type, Content-Disposition and the headers that keep it inert."""
     guessed = content_type(path)
@@ -61,13 +72,9 @@ def serving_headers(path: str) -> dict[str, str]:
     description=__doc__.split("\n\n", 1)[1],
     response_class=Response,
     responses={
-        200: {
-            "description": "The artifact's bytes: a raster image inline as itself, anything else as an attachment",
-            "content": {"image/png": {}, "application/octet-stream": {}},
-        },
+        **ARTIFACT_RESPONSES,
         401: {"description": "Missing or unknown API key"},
         404: {"description": "No such execution (or it belongs to another key), or no such artifact"},
-        410: {"description": "The execution's payload, artifacts included, was dropped (its retention passed)"},
     },
 )
 def get_artifact(execution_id: str, path: str, store: StoreDep, owner: CurrentOwner) -> Response:

@@ -25,7 +25,7 @@ from executioner.api.kubernetes_access import (
     execution_id_of,
     is_execution_of,
 )
-from executioner.api.routes.artifacts import artifact_response
+from executioner.api.routes.artifacts import ARTIFACT_RESPONSES, artifact_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/executionrequests", tags=["executionrequests"])
@@ -51,14 +51,10 @@ KubernetesToken = Annotated[HTTPAuthorizationCredentials | None, Depends(kuberne
     description=__doc__.split("\n\n", 1)[1],
     response_class=Response,
     responses={
-        200: {
-            "description": "The artifact's bytes: a raster image inline as itself, anything else as an attachment",
-            "content": {"image/png": {}, "application/octet-stream": {}},
-        },
+        **ARTIFACT_RESPONSES,
         401: {"description": "No Kubernetes token, or one the Kubernetes API does not authenticate"},
         403: {"description": "The token's user may not get this ExecutionRequest"},
         404: {"description": "No such ExecutionRequest, no execution of its own yet, or no such artifact"},
-        410: {"description": "The execution's payload, artifacts included, was dropped (its retention passed)"},
         503: {"description": "The Kubernetes API could not be asked"},
     },
 )

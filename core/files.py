@@ -8,12 +8,14 @@ import mimetypes
 import posixpath
 import unicodedata
 
+import executioner.sandbox.runner as runner_module
 from executioner.models import InputFile
 
-# Where, in the program's working directory, what it writes is collected as artifacts.
-OUTPUTS_DIR = "outputs"
-MAX_PATH_BYTES = 255
-MAX_PATH_DEPTH = 8
+# The runner (standard library only, shipped alone into every sandbox) checks the same paths again: one definition,
+# its own. OUTPUTS_DIR is where, in the program's working directory, what it writes is collected as artifacts.
+OUTPUTS_DIR = runner_module.OUTPUTS_DIR
+MAX_PATH_BYTES = runner_module.MAX_PATH_BYTES
+MAX_PATH_DEPTH = runner_module.MAX_PATH_DEPTH
 # Raster images: sent as images (and shown as pictures in the UI). Everything else, SVG and HTML included, is sent as
 # an attachment that no browser renders in the API's origin.
 INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})

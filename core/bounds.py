@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from executioner.files import decoded, path_problem
 from executioner.models import ExecutionCreateBase, execution_create_model
-from executioner.runtimes import RUNTIMES
 from executioner.settings import Settings
 
 
@@ -79,9 +78,8 @@ class RequestBounds:
         if stdin_bytes > self.settings.max_stdin_bytes:
             raise TooLarge("stdin", self.settings.max_stdin_bytes)
         files_bytes = self.check_files(request)
-        runtime_memory = RUNTIMES[request.runtime].default_memory_mb
-        if runtime_memory and "memory_mb" not in request.limits.model_fields_set:
-            memory = min(self.settings.max_memory_mb, max(self.settings.default_memory_mb, runtime_memory))
+        if "memory_mb" not in request.limits.model_fields_set:
+            memory = self.settings.runtime_memory_mb(request.runtime)
             request.limits = request.limits.model_copy(update={"memory_mb": memory})
         return request, code_bytes + stdin_bytes + files_bytes
 

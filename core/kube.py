@@ -10,6 +10,12 @@ from kubernetes import client, config
 SANDBOX_LABELS = {"app.kubernetes.io/name": "executioner-sandbox", "app.kubernetes.io/managed-by": "executioner"}
 SANDBOX_SELECTOR = ",".join(f"{key}={value}" for key, value in SANDBOX_LABELS.items())
 EXECUTION_LABEL = "executioner.dev/execution-id"
+# Warm-pool sandboxes (one Job each, made by the operator) carry their runtime in POOL_LABEL; the Job's POOL_STATE_LABEL
+# says whether it still waits for an execution or a worker has claimed it (and then also names the execution).
+POOL_LABEL = "executioner.dev/pool"
+POOL_STATE_LABEL = "executioner.dev/pool-state"
+POOL_WAITING = "waiting"
+POOL_CLAIMED = "claimed"
 
 
 def job_name(execution_id: str) -> str:
@@ -18,6 +24,14 @@ def job_name(execution_id: str) -> str:
 
 def sandbox_labels(execution_id: str) -> dict[str, str]:
     return {**SANDBOX_LABELS, EXECUTION_LABEL: execution_id}
+
+
+def pool_labels(runtime: str) -> dict[str, str]:
+    return {**SANDBOX_LABELS, POOL_LABEL: runtime}
+
+
+def waiting_pool_selector(runtime: str) -> str:
+    return f"{SANDBOX_SELECTOR},{POOL_LABEL}={runtime},{POOL_STATE_LABEL}={POOL_WAITING}"
 
 
 def execution_selector(execution_id: str) -> str:

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     # memory): the kubelet evicts a sandbox past it and the execution ends `error`.
     sandbox_ephemeral_storage_mb: int = Field(32, ge=1)
     schedule_timeout_seconds: float = Field(60.0, gt=0)
+    # Warm pool (JSON, runtime name to size): sandbox pods the operator keeps started per runtime, each runner
+    # waiting on stdin for its one execution; an execution with its runtime's default memory takes one (claimed
+    # atomically, code sent over pods/attach) and the cold Job path serves the rest. {} or 0: no pool.
+    kubernetes_pool_sizes: dict[str, Annotated[int, Field(ge=0)]] = {}
     # How often the operator sweeps the sandbox namespace for leftovers and lost executions.
     gc_interval_seconds: float = Field(15.0, gt=0)
     # Kopf's liveness endpoint for the operator, e.g. http://0.0.0.0:8080/healthz (`kopf run --liveness`); empty: none.
@@ -209,6 +213,13 @@ class Settings(BaseSettings):
             raise ValueError(f"EXECUTIONER_RUNTIMES must include the default runtime {DEFAULT_RUNTIME!r}")
         return value
 
+    def runtime_memory_mb(self, runtime: str) -> int:
+        """A runtime's memory limit when a request names none: its own default, within the deployment's bounds."""
+        from executioner.runtimes import RUNTIMES
+
+        runtime_memory = RUNTIMES[runtime].default_memory_mb or self.default_memory_mb
+        return min(self.max_memory_mb, max(self.default_memory_mb, runtime_memory))
+
     def runtime_image(self, runtime: str) -> str:
         """The sandbox image of a runtime on Kubernetes."""
         return self.sandbox_image if runtime == "python" else self.runtime_images[runtime]
@@ -238,6 +249,10 @@ class Settings(BaseSettings):
             missing := [name for name in self.runtimes if name != "python" and name not in self.runtime_images]
         ):
             raise ValueError(f"EXECUTIONER_RUNTIME_IMAGES has no sandbox image for the runtimes {missing}")
+        if unoffered := sorted(set(self.kubernetes_pool_sizes) - set(self.runtimes)):
+            raise ValueError(
+                f"EXECUTIONER_KUBERNETES_POOL_SIZES names runtimes this deployment does not offer: {unoffered}"
+            )
         return self
 
     # Deadlines, written once. The runner stops the program at its timeout; these are the worker's backstops.

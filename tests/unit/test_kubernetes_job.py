@@ -8,7 +8,7 @@ import json
 import pytest
 from kubernetes import client
 
-from executioner.kube import EXECUTION_LABEL, SANDBOX_LABELS, job_name
+from executioner.kube import EXECUTION_LABEL, POOL_LABEL, POOL_STATE_LABEL, POOL_WAITING, SANDBOX_LABELS, job_name
 from executioner.models import Execution, InputFile, Limits, Status
 from executioner.runner_protocol import FILES_MANIFEST_PATH, INPUT_DIR, input_file_source
 from executioner.settings import Settings
@@ -16,6 +16,7 @@ from executioner.worker.backends.kubernetes import (
     CONTAINER,
     DEADLINE_EXCEEDED_REASON,
     build_input_secrets,
+    build_pool_job,
     build_sandbox_job,
     is_deny_all,
     may_select_sandboxes,
@@ -82,6 +83,34 @@ def test_job_spec_is_locked_down():
     tmp = next(volume for volume in pod["volumes"] if volume["name"] == "tmp")
     assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}
     assert spec["template"]["metadata"]["labels"][EXECUTION_LABEL]
+
+
+def test_sandbox_pods_have_no_dns_server_to_wait_for():
+    # the deny-all policy drops packets to a cluster DNS server: a lookup would hang until the time limit
+    for manifest in (build_sandbox_job(execution(), Settings()), build_pool_job("python", Settings())):
+        pod = manifest["spec"]["template"]["spec"]
+        assert pod["dnsPolicy"] == "None"
+        assert pod["dnsConfig"]["nameservers"] == ["127.0.0.1"]
+
+
+def test_a_pool_pod_is_a_sandbox_whose_runner_waits_on_stdin():
+    settings = Settings(runtime_class_name="gvisor")
+    job = build_pool_job("python-data", settings)
+    cold = build_sandbox_job(execution(), settings)["spec"]["template"]["spec"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["--job-on-stdin"]
+    assert container["stdin"] is True and container["stdinOnce"] is True
+    assert container["image"] == settings.runtime_images["python-data"]
+    # the runtime's default memory: only executions with that limit take a pool pod
+    assert container["resources"]["limits"]["memory"] == "384Mi"
+    # the same protections as a cold sandbox
+    for key in ("securityContext", "automountServiceAccountToken", "runtimeClassName", "dnsPolicy"):
+        assert pod[key] == cold[key]
+    assert container["securityContext"] == cold["containers"][0]["securityContext"]
+    assert job["spec"]["template"]["metadata"]["labels"] == {**SANDBOX_LABELS, POOL_LABEL: "python-data"}
+    assert job["metadata"]["labels"][POOL_STATE_LABEL] == POOL_WAITING
+    assert "activeDeadlineSeconds" not in job["spec"]  # it waits as long as it takes; a claim sets one
 
 
 @pytest.mark.parametrize(
@@ -226,10 +255,12 @@ def expression(key, operator, *values):
             True,
         ),
         (
+            # warm-pool pods never carry an execution label: they are sandboxes all the same
             "pods without an execution",
             policy(egress=ALLOW_ALL, expressions=[expression(EXECUTION_LABEL, "DoesNotExist")]),
-            False,
+            True,
         ),
+        ("one warm pool's pods", policy(egress=ALLOW_ALL, labels={POOL_LABEL: "python"}), True),
         ("pods with an unknown label", policy(egress=ALLOW_ALL, expressions=[expression("team", "Exists")]), False),
     ],
 )

@@ -27,10 +27,14 @@ from urllib3.exceptions import ProtocolError
 from executioner.files import decoded
 from executioner.kube import (
     EXECUTION_LABEL,
+    POOL_LABEL,
+    POOL_STATE_LABEL,
+    POOL_WAITING,
     SANDBOX_LABELS,
     execution_selector,
     job_name,
     kubernetes_api_client,
+    pool_labels,
     sandbox_labels,
 )
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
@@ -38,6 +42,7 @@ from executioner.runner_protocol import (
     CODE_PATH,
     FILES_MANIFEST_PATH,
     INPUT_DIR,
+    JOB_ON_STDIN,
     RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
@@ -91,18 +96,58 @@ def input_sources(execution: Execution) -> list[dict[str, Any]]:
     ]
 
 
-def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any]:
-    """The Job for one execution (a plain manifest: built here, sent elsewhere)."""
-    labels = sandbox_labels(execution.id)
-    memory = f"{execution.limits.memory_mb}Mi"
+# Name resolution fails at once instead of waiting on packets the deny-all policy drops: nothing listens on the
+# pod's own loopback.
+SANDBOX_DNS = {
+    "dnsPolicy": "None",
+    "dnsConfig": {"nameservers": ["127.0.0.1"], "options": [{"name": "attempts", "value": "1"}]},
+}
+
+
+def sandbox_pod_spec(
+    settings: Settings,
+    *,
+    image: str,
+    memory_mb: int,
+    args: list[str],
+    volumes: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    stdin: bool = False,
+) -> dict[str, Any]:
+    """A sandbox pod: the runner as its one process, non-root, read-only root, no capabilities, seccomp, no token,
+    no DNS server, a memory-backed /tmp. `stdin`: the runner waits for its job there (a warm-pool pod)."""
+    memory = f"{memory_mb}Mi"
     cpu = f"{settings.cpu_limit:g}"
     storage = f"{settings.sandbox_ephemeral_storage_mb}Mi"
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "-I", "-S", RUNNER_PATH],
+        "args": args,
+        "resources": {
+            # requests equal to limits: Guaranteed QoS, so a node never overcommits sandboxes
+            "requests": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
+            "limits": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if stdin:
+        # stdinOnce: when the one attached worker goes, the runner reads end-of-file and the pod ends.
+        container.update(stdin=True, stdinOnce=True)
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": settings.sandbox_service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 0,
+        **SANDBOX_DNS,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 65534,
@@ -113,37 +158,9 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
                 else {"type": "RuntimeDefault"}
             ),
         },
-        "containers": [
-            {
-                "name": CONTAINER,
-                "image": settings.runtime_image(execution.runtime),
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["python3", "-I", "-S", RUNNER_PATH],
-                # The kubelet's pod pids limit bounds processes here: RLIMIT_NPROC would count
-                # every pod of this UID on the node together.
-                "args": runner_args(execution, settings, memory_rlimit=False, max_processes=0),
-                "resources": {
-                    # requests equal to limits: Guaranteed QoS, so a node never overcommits sandboxes
-                    "requests": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
-                    "limits": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
-                },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "privileged": False,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                "volumeMounts": [
-                    {"name": "input", "mountPath": INPUT_DIR, "readOnly": True},
-                    {"name": "tmp", "mountPath": "/tmp"},
-                ],
-            }
-        ],
+        "containers": [container],
         "volumes": [
-            {
-                "name": "input",
-                "projected": {"defaultMode": 0o444, "sources": input_sources(execution)},
-            },
+            *volumes,
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}},
         ],
     }
@@ -155,6 +172,22 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
         pod_spec["nodeSelector"] = settings.sandbox_node_selector
     if settings.sandbox_tolerations:
         pod_spec["tolerations"] = settings.sandbox_tolerations
+    return pod_spec
+
+
+def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any]:
+    """The Job for one execution (a plain manifest: built here, sent elsewhere)."""
+    labels = sandbox_labels(execution.id)
+    pod_spec = sandbox_pod_spec(
+        settings,
+        image=settings.runtime_image(execution.runtime),
+        memory_mb=execution.limits.memory_mb,
+        # The kubelet's pod pids limit bounds processes here: RLIMIT_NPROC would count
+        # every pod of this UID on the node together.
+        args=runner_args(execution, settings, memory_rlimit=False, max_processes=0),
+        volumes=[{"name": "input", "projected": {"defaultMode": 0o444, "sources": input_sources(execution)}}],
+        mounts=[{"name": "input", "mountPath": INPUT_DIR, "readOnly": True}],
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -164,6 +197,34 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
             "suspend": True,
             "backoffLimit": 0,
             "activeDeadlineSeconds": math.ceil(settings.sandbox_deadline(execution.limits)),
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def build_pool_job(runtime: str, settings: Settings) -> dict[str, Any]:
+    """A warm-pool sandbox of `runtime`: a Job whose runner starts and waits on stdin for its one job, with the
+    runtime's default memory (only executions with that limit take it). Its name is made by the API server."""
+    labels = pool_labels(runtime)
+    pod_spec = sandbox_pod_spec(
+        settings,
+        image=settings.runtime_image(runtime),
+        memory_mb=settings.runtime_memory_mb(runtime),
+        args=[JOB_ON_STDIN],
+        volumes=[],
+        mounts=[],
+        stdin=True,
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "generateName": f"pool-{runtime}-",
+            "labels": {**labels, POOL_STATE_LABEL: POOL_WAITING},
+        },
+        "spec": {
+            "backoffLimit": 0,
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
@@ -225,22 +286,24 @@ def opens_traffic(policy: client.V1NetworkPolicy) -> bool:
     return bool(("Ingress" in types and spec.ingress) or ("Egress" in types and spec.egress))
 
 
+VARYING_LABELS = (EXECUTION_LABEL, POOL_LABEL)
+
+
 def may_select_sandboxes(policy: client.V1NetworkPolicy) -> bool:
     """False only when the policy's pod selector certainly excludes sandbox pods: they carry SANDBOX_LABELS plus an
-    execution label whose value varies, so any selector that could match some execution counts as selecting."""
+    execution label or a warm pool's label, whose values vary, so any selector that could match some execution
+    or pool counts as selecting."""
     selector = policy.spec.pod_selector
     known = dict(SANDBOX_LABELS)
     for key, value in (selector.match_labels or {}).items():
-        if key == EXECUTION_LABEL:
-            continue  # selects one execution's pod: still a sandbox pod
+        if key in VARYING_LABELS:
+            continue  # selects one execution's or one pool's pods: still sandbox pods
         if known.get(key) != value:
             return False
     for expression in selector.match_expressions or []:
         key, operator, values = expression.key, expression.operator, set(expression.values or [])
-        if key == EXECUTION_LABEL:
-            if operator == "DoesNotExist":
-                return False
-            continue
+        if key in VARYING_LABELS:
+            continue  # a sandbox pod lacks one of them: DoesNotExist may match it too
         present = key in known
         if operator == "In" and (not present or known[key] not in values):
             return False

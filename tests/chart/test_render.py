@@ -555,6 +555,7 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
         ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "delete"},  # patch: resume the suspended Job
         ("", "pods"): {"get", "list", "watch"},
         ("", "pods/log"): {"get"},
+        ("", "pods/attach"): {"create", "get"},  # the warm pool: the execution goes to a waiting pod's stdin
         ("", "secrets"): {"create", "get", "delete"},
         ("networking.k8s.io", "networkpolicies"): {"get", "list"},
         ("", "serviceaccounts"): {"get"},
@@ -562,7 +563,7 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
     [account_rule] = [r for r in roles["executioner-worker"]["rules"] if r["resources"] == ["serviceaccounts"]]
     assert account_rule["resourceNames"] == ["executioner-sandbox"]
     assert _rules(roles["executioner-operator"]) == {
-        ("batch", "jobs"): {"get", "list", "watch", "delete"},
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},  # create: it refills the warm pool
         ("", "pods"): {"get", "list", "watch", "delete"},
         ("", "pods/log"): {"get"},
         ("", "secrets"): {"list", "delete"},
@@ -619,6 +620,70 @@ def test_rbac_is_least_privilege_and_namespaced_where_possible(default, render):
     assert not render.find(without, "ClusterRole", "executioner-executioner-api")
     assert not render.find(without, "ClusterRoleBinding")
     assert [d["metadata"]["name"] for d in render.find(without, "Role")] == ["executioner-worker"]
+
+
+def _env(docs, component) -> dict[str, str]:
+    [deployment] = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == f"executioner-{component}"
+    ]
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_pool_sizes_reach_the_operator_that_fills_and_the_worker_that_claims(render, default, monkeypatch):
+    for component in ("worker", "operator"):
+        assert json.loads(_env(default, component)["EXECUTIONER_KUBERNETES_POOL_SIZES"]) == {"python": 2}
+    assert "EXECUTIONER_KUBERNETES_POOL_SIZES" not in _env(default, "api")
+    docs = render(values={"sandbox": {"pool": {"sizes": {"python": 3, "python-data": 1}}}})
+    for component in ("worker", "operator"):
+        env = _env(docs, component)
+        for name in ("BACKEND", "RUNTIMES", "RUNTIME_IMAGES", "KUBERNETES_POOL_SIZES"):
+            monkeypatch.setenv(f"EXECUTIONER_{name}", env[f"EXECUTIONER_{name}"])
+        assert Settings().kubernetes_pool_sizes == {"python": 3, "python-data": 1}
+    # nobody would fill a pool without the operator: the worker then starts a Job for every execution
+    without = render(values={"operator": {"enabled": False}})
+    assert "EXECUTIONER_KUBERNETES_POOL_SIZES" not in _env(without, "worker")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"sandbox": {"pool": {"sizes": {"python": 0}}}},
+        {"sandbox": {"pool": {"sizes": None}}},  # Helm merges {} into the default; null removes it
+        {"operator": {"enabled": False}},
+    ],
+)
+def test_without_a_pool_the_worker_may_not_attach_and_the_operator_may_not_create_jobs(render, values):
+    roles = {d["metadata"]["name"]: _rules(d) for d in render(values=values) if d["kind"] == "Role"}
+    assert ("", "pods/attach") not in roles["executioner-worker"]
+    if "executioner-operator" in roles:
+        assert roles["executioner-operator"][("batch", "jobs")] == {"get", "list", "watch", "delete"}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"sandbox": {"pool": {"sizes": {"ruby": 1}}}}, "invalid propertyName 'ruby'"),
+        ({"sandbox": {"pool": {"sizes": {"python": -1}}}}, "/sandbox/pool/sizes/python"),
+        ({"sandbox": {"pool": {"sizes": {"python": "2"}}}}, "/sandbox/pool/sizes/python"),
+        ({"sandbox": {"pool": {"size": 2}}}, "additional properties 'size'"),
+        (
+            {"runtimes": {"offered": ["python"]}, "sandbox": {"pool": {"sizes": {"python-data": 1}}}},
+            "sandbox.pool.sizes names the runtime python-data, which runtimes.offered does not offer",
+        ),
+        (
+            {"sandbox": {"pool": {"sizes": {"python": 40, "python-data": 10}}}},
+            "asks for 50 pool pods, but sandbox.resourceQuota.hard.pods is 50",
+        ),
+        (
+            {"sandbox": {"pool": {"sizes": {"python": 3}}, "resourceQuota": {"hard": {"count/jobs.batch": "3"}}}},
+            "sandbox.resourceQuota.hard.count/jobs.batch is 3",
+        ),
+    ],
+)
+def test_bad_pool_sizes_are_refused_naming_them(render, values, message):
+    p = render.run(values=values, check=False)
+    assert p.returncode != 0, f"accepted {values}"
+    assert message in p.stderr, p.stderr
 
 
 def test_crd_matches_the_contract(render):

@@ -170,6 +170,25 @@ executioner/{{ .Release.Namespace }}-{{ include "executioner.fullname" . }}.json
   value: {{ .Values.worker.concurrency | quote }}
 - name: EXECUTIONER_SANDBOX_EPHEMERAL_STORAGE_MB
   value: {{ .Values.sandbox.ephemeralStorageMb | quote }}
+{{- if .Values.operator.enabled }}
+- name: EXECUTIONER_KUBERNETES_POOL_SIZES
+  value: {{ include "executioner.poolSizes" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Pool pods the operator keeps (the sum of sandbox.pool.sizes): 0 without the operator, which alone fills the pool
+(the worker only claims from it). Above 0, the worker may attach to sandbox pods and the operator create Jobs. */}}
+{{- define "executioner.poolPods" -}}
+{{- $pods := 0 }}
+{{- if .Values.operator.enabled }}
+{{- range include "executioner.poolSizes" . | fromJson }}{{ $pods = add $pods . }}{{ end }}
+{{- end }}
+{{- $pods }}
+{{- end }}
+
+{{/* sandbox.pool.sizes as JSON ({} when unset or null). */}}
+{{- define "executioner.poolSizes" -}}
+{{- (.Values.sandbox.pool | default dict).sizes | default dict | toJson }}
 {{- end }}
 
 {{/* Pod-level settings every application pod shares. */}}
@@ -283,6 +302,19 @@ imagePullSecrets:
 {{- if ne (include "executioner.bytes" $liveSize) (include "executioner.bytes" .Values.redis.persistence.size) }}
 {{- fail (printf "redis.persistence.size is %v but the StatefulSet %s was made with %v, and its claim template cannot change: keep %v (grow the claim itself with `kubectl edit pvc` if its StorageClass allows expansion)" .Values.redis.persistence.size $redisName $liveSize $liveSize) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- range $runtime, $size := include "executioner.poolSizes" . | fromJson }}
+{{- if not (has $runtime $.Values.runtimes.offered) }}
+{{- fail (printf "sandbox.pool.sizes names the runtime %s, which runtimes.offered does not offer" $runtime) }}
+{{- end }}
+{{- end }}
+{{- $poolPods := include "executioner.poolPods" . | int }}
+{{- /* each pool pod is a Job with one pod: a pool that fills the quota would leave no room for any other execution */}}
+{{- $quota := .Values.sandbox.resourceQuota }}
+{{- range $key := list "pods" "count/jobs.batch" }}
+{{- if and $quota.enabled (hasKey $quota.hard $key) (ge $poolPods (index $quota.hard $key | int)) }}
+{{- fail (printf "sandbox.pool.sizes asks for %d pool pods, but sandbox.resourceQuota.hard.%s is %v: the pool would leave no room for other executions" $poolPods $key (index $quota.hard $key)) }}
 {{- end }}
 {{- end }}
 {{- with .Values.worker.autoscaling.keda }}

@@ -14,6 +14,8 @@ EXECUTION_LABEL = "executioner.dev/execution-id"
 # says whether it still waits for an execution or a worker has claimed it (and then also names the execution).
 POOL_LABEL = "executioner.dev/pool"
 POOL_STATE_LABEL = "executioner.dev/pool-state"
+# A hash of the pool pod's template, on the Job: workers claim only pods made as they would make them.
+POOL_TEMPLATE_LABEL = "executioner.dev/pool-template"
 POOL_WAITING = "waiting"
 POOL_CLAIMED = "claimed"
 

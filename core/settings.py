@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     # waiting on stdin for its one execution; an execution with its runtime's default memory takes one (claimed
     # atomically, code sent over pods/attach) and the cold Job path serves the rest. {} or 0: no pool.
     kubernetes_pool_sizes: dict[str, Annotated[int, Field(ge=0)]] = {}
+    # CPU a waiting pool pod requests, in cores (its limit stays EXECUTIONER_CPU_LIMIT): its runner waits blocked
+    # on stdin, so a pool does not hold the node's CPU back from the executions running meanwhile.
+    kubernetes_pool_cpu_request: float = Field(0.05, gt=0)
     # How often the operator sweeps the sandbox namespace for leftovers and lost executions.
     gc_interval_seconds: float = Field(15.0, gt=0)
     # Kopf's liveness endpoint for the operator, e.g. http://0.0.0.0:8080/healthz (`kopf run --liveness`); empty: none.

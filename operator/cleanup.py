@@ -8,7 +8,7 @@ from collections.abc import Callable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from executioner.kube import EXECUTION_LABEL, SANDBOX_SELECTOR
+from executioner.kube import EXECUTION_LABEL, POOL_STATE_LABEL, POOL_WAITING, SANDBOX_SELECTOR
 from executioner.store import ExecutionStore
 from executioner.worker.backends.kubernetes import KubernetesBackend
 from executioner.worker.executor import sweep_lost_executions
@@ -36,10 +36,15 @@ def sweep(store: ExecutionStore, backend: KubernetesBackend) -> dict[str, list[s
     jobs = backend.batch.list_namespaced_job(namespace, label_selector=SANDBOX_SELECTOR).items
     live_jobs: set[str] = set()
     for job in jobs:
-        execution_id = (job.metadata.labels or {}).get(EXECUTION_LABEL, "")
+        labels = job.metadata.labels or {}
+        if labels.get(POOL_STATE_LABEL) == POOL_WAITING:
+            live_jobs.add(job.metadata.name)  # a warm pool's: the refiller looks after it
+            continue
+        execution_id = labels.get(EXECUTION_LABEL, "")
         execution = store.get(execution_id) if execution_id else None
         if execution is None or execution.status.terminal:
-            # Its result is recorded (or it belongs to nobody): it has nothing left to do.
+            # Its result is recorded (or it belongs to nobody): it has nothing left to do. A claimed pool Job names
+            # its execution too, so one whose worker died goes here the same way.
             _delete(backend.batch.delete_namespaced_job, job.metadata.name, namespace)
             done["jobs"].append(job.metadata.name)
         else:

@@ -24,6 +24,7 @@ from executioner.execution_requests import belongs_to, owner_of
 from executioner.kube import kubernetes_api_client
 from executioner.models import Status
 from executioner.operator.cleanup import sweep
+from executioner.operator.pool import PoolRefiller
 from executioner.operator.resource import FINALIZER, GROUP, PLURAL, VERSION
 from executioner.operator.status import (
     ADMITTED,
@@ -246,8 +247,15 @@ async def start_garbage_collector(memo: kopf.Memo, **_: Any) -> None:
     memo.collector = asyncio.create_task(collect_garbage_forever(memo))
 
 
+@kopf.on.startup()
+async def start_pool_refiller(memo: kopf.Memo, **_: Any) -> None:
+    memo.pool = PoolRefiller(memo.settings, memo.backend.batch)
+    await blocking(memo.pool.start)
+
+
 @kopf.on.cleanup()
 async def close_clients(memo: kopf.Memo, **_: Any) -> None:
+    memo.pool.stop()
     memo.collector.cancel()
     memo.submitter.queue.close()
     memo.store.redis.close()

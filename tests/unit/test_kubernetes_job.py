@@ -16,7 +16,6 @@ from executioner.worker.backends.kubernetes import (
     CONTAINER,
     DEADLINE_EXCEEDED_REASON,
     build_input_secrets,
-    build_pool_job,
     build_sandbox_job,
     is_deny_all,
     may_select_sandboxes,
@@ -25,6 +24,7 @@ from executioner.worker.backends.kubernetes import (
     outcome_of_vanished_job,
     unschedulable_outcome,
 )
+from executioner.worker.backends.sandbox_pods import build_pool_job
 
 
 def execution(timeout: float = 5, memory_mb: int = 128) -> Execution:
@@ -102,8 +102,11 @@ def test_a_pool_pod_is_a_sandbox_whose_runner_waits_on_stdin():
     assert container["args"] == ["--job-on-stdin"]
     assert container["stdin"] is True and container["stdinOnce"] is True
     assert container["image"] == settings.runtime_images["python-data"]
-    # the runtime's default memory: only executions with that limit take a pool pod
-    assert container["resources"]["limits"]["memory"] == "384Mi"
+    # the runtime's default memory: only executions with that limit take a pool pod; a waiting runner uses no CPU,
+    # so the pod reserves little, and is held to the same CPU limit
+    resources = container["resources"]
+    assert resources["limits"]["memory"] == resources["requests"]["memory"] == "384Mi"
+    assert resources["limits"]["cpu"] == "0.5" and resources["requests"]["cpu"] == "0.05"
     # the same protections as a cold sandbox
     for key in ("securityContext", "automountServiceAccountToken", "runtimeClassName", "dnsPolicy"):
         assert pod[key] == cold[key]

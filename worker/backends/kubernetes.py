@@ -28,13 +28,10 @@ from executioner.files import decoded
 from executioner.kube import (
     EXECUTION_LABEL,
     POOL_LABEL,
-    POOL_STATE_LABEL,
-    POOL_WAITING,
     SANDBOX_LABELS,
     execution_selector,
     job_name,
     kubernetes_api_client,
-    pool_labels,
     sandbox_labels,
 )
 from executioner.models import Execution, Outcome, Status, memory_exceeded_reason
@@ -42,8 +39,6 @@ from executioner.runner_protocol import (
     CODE_PATH,
     FILES_MANIFEST_PATH,
     INPUT_DIR,
-    JOB_ON_STDIN,
-    RUNNER_PATH,
     STDIN_PATH,
     EnvelopeError,
     OutputSink,
@@ -55,10 +50,11 @@ from executioner.runner_protocol import (
 )
 from executioner.settings import Settings
 from executioner.worker.backends.base import LOST_WORKER_REASON, SandboxUnavailable
+from executioner.worker.backends.kubernetes_pool import CLAIM_ATTEMPTS, AttachFailed, ClaimedPod, WarmPodClaims
+from executioner.worker.backends.sandbox_pods import CONTAINER, sandbox_pod_spec
 
 log = logging.getLogger(__name__)
 
-CONTAINER = "sandbox"
 IMAGE_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
 START_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 WATCH_SECONDS = 30  # each watch call's server-side timeout; the loop re-watches until the deadline
@@ -96,85 +92,6 @@ def input_sources(execution: Execution) -> list[dict[str, Any]]:
     ]
 
 
-# Name resolution fails at once instead of waiting on packets the deny-all policy drops: nothing listens on the
-# pod's own loopback.
-SANDBOX_DNS = {
-    "dnsPolicy": "None",
-    "dnsConfig": {"nameservers": ["127.0.0.1"], "options": [{"name": "attempts", "value": "1"}]},
-}
-
-
-def sandbox_pod_spec(
-    settings: Settings,
-    *,
-    image: str,
-    memory_mb: int,
-    args: list[str],
-    volumes: list[dict[str, Any]],
-    mounts: list[dict[str, Any]],
-    stdin: bool = False,
-) -> dict[str, Any]:
-    """A sandbox pod: the runner as its one process, non-root, read-only root, no capabilities, seccomp, no token,
-    no DNS server, a memory-backed /tmp. `stdin`: the runner waits for its job there (a warm-pool pod)."""
-    memory = f"{memory_mb}Mi"
-    cpu = f"{settings.cpu_limit:g}"
-    storage = f"{settings.sandbox_ephemeral_storage_mb}Mi"
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["python3", "-I", "-S", RUNNER_PATH],
-        "args": args,
-        "resources": {
-            # requests equal to limits: Guaranteed QoS, so a node never overcommits sandboxes
-            "requests": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
-            "limits": {"memory": memory, "cpu": cpu, "ephemeral-storage": storage},
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    if stdin:
-        # stdinOnce: when the one attached worker goes, the runner reads end-of-file and the pod ends.
-        container.update(stdin=True, stdinOnce=True)
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "serviceAccountName": settings.sandbox_service_account,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 0,
-        **SANDBOX_DNS,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "runAsGroup": 65534,
-            "seccompProfile": (
-                {"type": "Localhost", "localhostProfile": settings.sandbox_seccomp_profile}
-                if settings.sandbox_seccomp_profile
-                else {"type": "RuntimeDefault"}
-            ),
-        },
-        "containers": [container],
-        "volumes": [
-            *volumes,
-            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": f"{settings.tmp_size_mb}Mi"}},
-        ],
-    }
-    if settings.runtime_class_name:
-        pod_spec["runtimeClassName"] = settings.runtime_class_name
-    if not settings.sandbox_host_users:
-        pod_spec["hostUsers"] = False
-    if settings.sandbox_node_selector:
-        pod_spec["nodeSelector"] = settings.sandbox_node_selector
-    if settings.sandbox_tolerations:
-        pod_spec["tolerations"] = settings.sandbox_tolerations
-    return pod_spec
-
-
 def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any]:
     """The Job for one execution (a plain manifest: built here, sent elsewhere)."""
     labels = sandbox_labels(execution.id)
@@ -197,34 +114,6 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
             "suspend": True,
             "backoffLimit": 0,
             "activeDeadlineSeconds": math.ceil(settings.sandbox_deadline(execution.limits)),
-            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-        },
-    }
-
-
-def build_pool_job(runtime: str, settings: Settings) -> dict[str, Any]:
-    """A warm-pool sandbox of `runtime`: a Job whose runner starts and waits on stdin for its one job, with the
-    runtime's default memory (only executions with that limit take it). Its name is made by the API server."""
-    labels = pool_labels(runtime)
-    pod_spec = sandbox_pod_spec(
-        settings,
-        image=settings.runtime_image(runtime),
-        memory_mb=settings.runtime_memory_mb(runtime),
-        args=[JOB_ON_STDIN],
-        volumes=[],
-        mounts=[],
-        stdin=True,
-    )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "generateName": f"pool-{runtime}-",
-            "labels": {**labels, POOL_STATE_LABEL: POOL_WAITING},
-        },
-        "spec": {
-            "backoffLimit": 0,
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
@@ -451,12 +340,48 @@ class KubernetesBackend:
         self.networking = client.NetworkingV1Api(api_client)
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self.pool = WarmPodClaims(settings, self.batch, self.core)
+        self._warm_jobs: dict[str, str] = {}  # execution id -> the pool Job serving it
 
     # Interface -------------------------------------------------------------
     def run(self, execution: Execution, output: OutputSink | None = None) -> Outcome:
         if self.is_cancelled(execution.id):
             return Outcome.cancelled()
         self.require_isolation()
+        for _ in range(CLAIM_ATTEMPTS):
+            claimed = self.pool.claim(execution)
+            if claimed is None:
+                break
+            with self._lock:
+                self._warm_jobs[execution.id] = claimed.job
+            try:
+                outcome = self.run_warm(claimed, execution, output)
+            except AttachFailed as exc:  # no job reached the pod, so no code ran: another pod, or the cold path
+                log.warning("execution %s: %s", execution.id, exc)
+                self.forget_warm_job(execution.id)
+                continue
+            return outcome.model_copy(update={"sandbox_start": "warm"})
+        return self.run_cold(execution, output).model_copy(update={"sandbox_start": "cold"})
+
+    def run_warm(self, claimed: ClaimedPod, execution: Execution, output: OutputSink | None) -> Outcome:
+        """The execution in a claimed pool pod: the runner's lines come back over the attach stream, or, if that
+        breaks, from the pod's log once it ends."""
+        log.info("execution %s runs in pool pod %s/%s", execution.id, self.namespace, claimed.pod)
+        deadline = time.monotonic() + self.settings.sandbox_deadline(execution.limits)
+        text = self.pool.run(claimed, execution, output, deadline)
+        if text is not None:
+            try:
+                return parse_envelope(text)
+            except EnvelopeError:
+                log.warning(
+                    "execution %s: pool pod %s sent no valid envelope; reading its log", execution.id, claimed.pod
+                )
+        if self.is_cancelled(execution.id):
+            return Outcome.cancelled()
+        return self.wait_for_outcome(execution, job=claimed.job)
+
+    def run_cold(self, execution: Execution, output: OutputSink | None) -> Outcome:
+        """The execution in a Job of its own, created for it."""
         manifest = build_sandbox_job(execution, self.settings)
         job = with_retries(self.batch.create_namespaced_job, self.namespace, manifest)
         manifest["metadata"]["uid"] = job.metadata.uid
@@ -493,19 +418,34 @@ class KubernetesBackend:
 
     def recover(self, execution: Execution) -> Outcome | None:
         """Harvest the result of an execution whose worker died: the pod may have finished without it."""
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=execution_selector(execution.id)).items
+        pods = self.execution_pods(execution.id)
         for pod in pods:
             state = sandbox_state(pod)
             if pod_finished(pod) or (state and state.waiting):
                 outcome = outcome_from_pod(pod, self.read_logs(pod.metadata.name), execution.limits.memory_mb)
                 if outcome is not None:
                     return outcome
-        if not pods and self.job_gone(execution.id):
+        if not pods and self.job_gone(job_name(execution.id)):
             return Outcome.failure(Status.error, LOST_WORKER_REASON)
         started = (execution.started_at or execution.created_at).timestamp()
         if time.time() > started + self.settings.worker_deadline(execution.limits):
             return Outcome.failure(Status.error, "the sandbox did not finish by its deadline and its worker was lost")
         return None
+
+    def execution_pods(self, execution_id: str) -> list[client.V1Pod]:
+        """The pods of the execution's own Job, or else of the pool Job claimed for it (pool pods are made before
+        their execution is known, so only their Job names it)."""
+        selector = execution_selector(execution_id)
+        if pods := self.core.list_namespaced_pod(self.namespace, label_selector=selector).items:
+            return list(pods)
+        jobs = self.batch.list_namespaced_job(self.namespace, label_selector=selector).items
+        return [
+            pod
+            for job in jobs
+            for pod in self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"job-name={job.metadata.name}"
+            ).items
+        ]
 
     # Steps -----------------------------------------------------------------
     def require_isolation(self) -> None:
@@ -540,7 +480,15 @@ class KubernetesBackend:
                 "automountServiceAccountToken: false; refusing to run code that could get a token"
             )
 
+    def forget_warm_job(self, execution_id: str) -> None:
+        """Delete the pool Job that served (or was claimed for) the execution, if any."""
+        with self._lock:
+            name = self._warm_jobs.pop(execution_id, None)
+        if name:
+            self.pool.release(name)
+
     def delete_job(self, execution_id: str) -> None:
+        self.forget_warm_job(execution_id)
         try:
             self.batch.delete_namespaced_job(
                 job_name(execution_id), self.namespace, propagation_policy="Background", grace_period_seconds=0
@@ -549,15 +497,20 @@ class KubernetesBackend:
             if exc.status != 404:
                 log.warning("could not delete job %s: %s", job_name(execution_id), exc.reason)
 
-    def wait_for_outcome(self, execution: Execution, follower: LogFollower | None = None) -> Outcome:
-        """Follow the execution's pod until it ends, is lost, or the worker's deadline passes."""
+    def wait_for_outcome(
+        self, execution: Execution, follower: LogFollower | None = None, job: str | None = None
+    ) -> Outcome:
+        """Follow the execution's pod (its own Job's, or the pool Job `job`'s) until it ends, is lost, or the
+        worker's deadline passes."""
         started = time.monotonic()
         seen_pod = False
-        for event_type, pod in self.pod_events(execution.id, started + self.settings.worker_deadline(execution.limits)):
+        selector = f"job-name={job}" if job else execution_selector(execution.id)
+        job = job or job_name(execution.id)
+        for event_type, pod in self.pod_events(selector, started + self.settings.worker_deadline(execution.limits)):
             if self.is_cancelled(execution.id):
                 return Outcome.cancelled()
             if pod is None:  # a quiet watch round: a Job deleted before its pod existed sends no pod event
-                if not seen_pod and self.job_gone(execution.id):
+                if not seen_pod and self.job_gone(job):
                     return outcome_of_vanished_job(None)
                 continue
             seen_pod = True
@@ -565,16 +518,15 @@ class KubernetesBackend:
                 follower.follow(pod)
             outcome = self.check_pod(pod, execution, time.monotonic() - started)
             if outcome is None and event_type == "DELETED":
-                outcome = outcome_of_vanished_job(self.read_job(execution.id))
+                outcome = outcome_of_vanished_job(self.read_job(job))
             if outcome is not None:
                 return outcome
         return Outcome.failure(Status.timed_out, "the sandbox did not finish before its deadline")
 
-    def pod_events(self, execution_id: str, deadline: float) -> Iterator[tuple[str, client.V1Pod | None]]:
-        """The execution's pods as (event type, pod) until `deadline` (time.monotonic()): first a list, then a
+    def pod_events(self, selector: str, deadline: float) -> Iterator[tuple[str, client.V1Pod | None]]:
+        """The pods `selector` picks as (event type, pod) until `deadline` (time.monotonic()): first a list, then a
         watch from the list's resourceVersion. A stale version (410 Gone, as an exception or an ERROR event) lists
         again; a closed stream watches again. After each watch round, (ROUND_ENDED, None)."""
-        selector = execution_selector(execution_id)
         resource_version = None
         while (remaining := deadline - time.monotonic()) > 0:
             if resource_version is None:
@@ -632,17 +584,17 @@ class KubernetesBackend:
             log.warning("cannot read the log of %s: %s", pod_name, exc.reason)
             return None
 
-    def read_job(self, execution_id: str) -> client.V1Job | None:
-        """The execution's Job, or None when it is gone or cannot be read."""
+    def read_job(self, name: str) -> client.V1Job | None:
+        """The Job `name`, or None when it is gone or cannot be read."""
         try:
-            return self.batch.read_namespaced_job(job_name(execution_id), self.namespace)
+            return self.batch.read_namespaced_job(name, self.namespace)
         except ApiException:
             return None
 
-    def job_gone(self, execution_id: str) -> bool:
-        """True only when the API server says the Job does not exist (any other error proves nothing)."""
+    def job_gone(self, name: str) -> bool:
+        """True only when the API server says the Job `name` does not exist (any other error proves nothing)."""
         try:
-            self.batch.read_namespaced_job(job_name(execution_id), self.namespace)
+            self.batch.read_namespaced_job(name, self.namespace)
             return False
         except ApiException as exc:
             return exc.status == 404

@@ -598,13 +598,18 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return run_operator(log_level=args.log_level)
 
 
-def cmd_release_executionrequests(_args: argparse.Namespace) -> int:
-    """The chart's post-delete hook: no ExecutionRequest keeps a finalizer nobody will remove."""
+def cmd_release_executionrequests(args: argparse.Namespace) -> int:
+    """The chart's post-delete hook: no ExecutionRequest keeps a finalizer nobody will remove, and no warm-pool Job
+    waits for ever in a sandbox namespace the release leaves behind."""
     from executioner.kube import kubernetes_api_client
-    from executioner.operator.release import release_all
+    from executioner.operator.release import delete_pool_jobs, release_all
 
-    released = release_all(kubernetes_api_client())
+    api_client = kubernetes_api_client()
+    released = release_all(api_client)
     print(f"released {len(released)} ExecutionRequests" + "".join(f"\n  {name}" for name in released))
+    if args.pool_namespace:
+        deleted = delete_pool_jobs(api_client, args.pool_namespace)
+        print(f"deleted {len(deleted)} pool Jobs in {args.pool_namespace}" + "".join(f"\n  {n}" for n in deleted))
     return 0
 
 
@@ -672,6 +677,11 @@ def main(argv: list[str] | None = None) -> int:
     release = commands.add_parser(
         "release-executionrequests",
         help="after uninstalling: remove the operator's finalizer from every ExecutionRequest (unfinished ones end Error)",
+    )
+    release.add_argument(
+        "--pool-namespace",
+        metavar="NAMESPACE",
+        help="also delete the warm pool's Jobs in this sandbox namespace (one the release does not delete)",
     )
     release.set_defaults(handler=cmd_release_executionrequests)
 

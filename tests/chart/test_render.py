@@ -1132,6 +1132,23 @@ def test_uninstall_lets_executionrequests_go_with_least_privilege(render, defaul
     assert pod["containers"][0]["args"] == ["release-executionrequests"]
     assert pod["serviceAccountName"] == role["metadata"]["name"]
     assert not [d for d in render(values={"operator": {"enabled": False}}) if d["kind"] == "Job" and is_hook(d)]
+    # a sandbox namespace the release did not create outlives it: the hook deletes the warm pool's Jobs there, with a
+    # Role there that allows just that (in one the release deletes, every Job goes with it)
+    kept = render(values={"sandbox": {"namespace": "sbx", "createNamespace": False}})
+    hooks = [d for d in kept if is_hook(d) and d["metadata"]["labels"]["app.kubernetes.io/component"] == "uninstall"]
+    [job] = [d for d in hooks if d["kind"] == "Job"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "release-executionrequests",
+        "--pool-namespace",
+        "sbx",
+    ]
+    [sandbox_role] = [d for d in hooks if d["kind"] == "Role"]
+    [binding] = [d for d in hooks if d["kind"] == "RoleBinding"]
+    assert sandbox_role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "sbx"
+    assert _rules(sandbox_role) == {("batch", "jobs"): {"list", "delete"}}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": role["metadata"]["name"], "namespace": "executioner"}
+    ]
 
 
 def test_each_release_gets_its_own_sandbox_namespace(render):

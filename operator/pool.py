@@ -57,9 +57,9 @@ class PoolRefiller:
         waiting: dict[str, list[client.V1Job]] = defaultdict(list)
         for job in listing.items:
             labels = job.metadata.labels or {}
-            if labels.get(POOL_STATE_LABEL) != POOL_WAITING:
-                continue  # claimed: its worker deletes it (the sweep, if the worker died)
             runtime = labels.get(POOL_LABEL, "")
+            if labels.get(POOL_STATE_LABEL) != POOL_WAITING or runtime not in self.templates:
+                continue  # claimed: its worker deletes it (the sweep, if the worker died); or not a pool of ours
             if job_finished(job) or labels.get(POOL_TEMPLATE_LABEL) != self.templates.get(runtime):
                 self._delete(job)
             else:
@@ -119,16 +119,11 @@ class PoolRefiller:
                 self._stop.wait(RETRY_SECONDS)
 
     def start(self) -> None:
-        if not any(self.settings.kubernetes_pool_sizes.values()) and not self._has_pool_jobs():
-            return  # no pool wanted, none to remove
+        """Refill in a thread of its own, if this deployment has a pool (size 0 for a runtime drains its Jobs)."""
+        if not self.settings.kubernetes_pool_sizes:
+            return
         self._thread = threading.Thread(target=self.run_forever, name="warm-pool-refill", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-
-    def _has_pool_jobs(self) -> bool:
-        try:
-            return bool(self.batch.list_namespaced_job(self.namespace, label_selector=POOL_LABEL, limit=1).items)
-        except ApiException:
-            return False

@@ -38,7 +38,7 @@ import pytest
 from cluster.fixtures import cluster_harness, kubeconfig, namespace, probe_image  # noqa: F401 - for every suite
 from executioner.store import ExecutionStore
 from helpers import kube
-from helpers.stack import REPO, run_program, start_api, start_redis, start_worker, stop
+from helpers.stack import REPO, run_program, start_api, start_pool_refiller, start_redis, start_worker, stop
 
 
 @pytest.fixture(scope="session")
@@ -167,10 +167,19 @@ def runtime_images(cluster_harness) -> dict[str, str]:  # noqa: F811
     return {"python-data": load_image("sandbox-python-data", "executioner/sandbox-python-data:0.1.0")}
 
 
+# The kubernetes stack keeps a warm pool (so the shared suites run on warm pods); the gvisor stack starts every
+# sandbox cold.
+STACK_POOL_SIZES = {"python": 3}
+
+
 @pytest.fixture(scope="session")
 def kubernetes_stack(kubeconfig, sandbox_image, runtime_images, tmp_path_factory):  # noqa: F811
     yield from run_kubernetes_stack(
-        kubeconfig, sandbox_image, tmp_path_factory.mktemp("kubernetes-stack"), runtime_images
+        kubeconfig,
+        sandbox_image,
+        tmp_path_factory.mktemp("kubernetes-stack"),
+        runtime_images,
+        EXECUTIONER_KUBERNETES_POOL_SIZES=json.dumps(STACK_POOL_SIZES),
     )
 
 
@@ -216,6 +225,14 @@ def run_kubernetes_stack(
     )
     worker = start_worker(env, logs / "worker.log", name="kubernetes")
     url, api_process = start_api(env, logs / "api.log")
+    refiller = None
+    if pool_sizes := json.loads(env.get("EXECUTIONER_KUBERNETES_POOL_SIZES", "{}")):
+        # The operator's refiller, alone: a whole operator here would also take other suites' ExecutionRequests.
+        operator_kubeconfig = kube.component_kubeconfig(
+            kubeconfig, "operator", sandbox_namespace, home_namespace, logs / "operator.kubeconfig"
+        )
+        refiller = start_pool_refiller({**env, "KUBECONFIG": operator_kubeconfig}, logs / "refiller.log")
+        kube.wait_for_pool(kubeconfig, sandbox_namespace, sum(pool_sizes.values()))
     yield Stack(
         url=url,
         env=env,
@@ -227,6 +244,8 @@ def run_kubernetes_stack(
     )
     stop(api_process)
     stop(worker)
+    if refiller:
+        stop(refiller)
     stop(redis_process)
     kube.delete_namespaces(kubeconfig, sandbox_namespace, home_namespace)
 

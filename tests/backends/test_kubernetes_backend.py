@@ -64,18 +64,7 @@ def test_sandbox_pods_pass_restricted_admission(kubernetes_stack, kubeconfig):
 
 
 def leftovers(stack, execution_id: str) -> list[str]:
-    found = kube.kubectl(
-        stack.kubeconfig,
-        "get",
-        "jobs,pods,secrets",
-        "-n",
-        stack.namespace,
-        "-l",
-        f"{EXECUTION_LABEL}={execution_id}",
-        "-o",
-        "name",
-    ).stdout
-    return found.split()
+    return kube.execution_objects(stack.kubeconfig, stack.namespace, execution_id)
 
 
 @pytest.fixture
@@ -110,18 +99,10 @@ def test_cancel_deletes_the_job(kubernetes_stack):
         ).json()
 
         def pod_running():
-            out = kube.kubectl(
-                kubernetes_stack.kubeconfig,
-                "get",
-                "pods",
-                "-n",
-                kubernetes_stack.namespace,
-                "-l",
-                f"{EXECUTION_LABEL}={doc['id']}",
-                "-o",
-                "jsonpath={.items[*].status.phase}",
-            ).stdout
-            return out == "Running"
+            return (
+                kube.execution_pod_phase(kubernetes_stack.kubeconfig, kubernetes_stack.namespace, doc["id"])
+                == "Running"
+            )
 
         assert wait_until(pod_running, 60)
         response = api.delete(f"/v1/executions/{doc['id']}")

@@ -7,12 +7,15 @@ exactly the Role the chart gives them (manifests/rbac.yaml), never cluster-admin
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import yaml
 
+from executioner.kube import EXECUTION_LABEL, POOL_STATE_LABEL, POOL_WAITING
 from helpers.stack import REPO
 
 MANIFESTS = REPO / "manifests"
@@ -108,6 +111,46 @@ def component_kubeconfig(
     )
     path.chmod(0o600)
     return str(path)
+
+
+def ready_pool_jobs(kubeconfig: str, namespace: str) -> list[str]:
+    """The warm pool's Jobs that wait for an execution with their pod Ready."""
+    jobs = json.loads(
+        kubectl(
+            kubeconfig, "get", "jobs", "-n", namespace, "-l", f"{POOL_STATE_LABEL}={POOL_WAITING}", "-o", "json"
+        ).stdout
+    )["items"]
+    return [job["metadata"]["name"] for job in jobs if job.get("status", {}).get("ready")]
+
+
+def wait_for_pool(kubeconfig: str, namespace: str, size: int, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while len(ready_pool_jobs(kubeconfig, namespace)) < size:
+        assert time.monotonic() < deadline, f"the warm pool in {namespace} did not fill to {size} in {seconds:g} s"
+        time.sleep(0.5)
+
+
+def execution_objects(
+    kubeconfig: str, namespace: str, execution_id: str, kinds: str = "jobs,pods,secrets"
+) -> list[str]:
+    """The sandbox objects of an execution: labelled with it, or (a warm pool's pod) owned by a Job labelled with it."""
+    selector = f"{EXECUTION_LABEL}={execution_id}"
+    found = kubectl(kubeconfig, "get", kinds, "-n", namespace, "-l", selector, "-o", "name").stdout.split()
+    for job in [name.removeprefix("job.batch/") for name in found if name.startswith("job.batch/")]:
+        found += kubectl(
+            kubeconfig, "get", "pods", "-n", namespace, "-l", f"job-name={job}", "-o", "name"
+        ).stdout.split()
+    return found
+
+
+def execution_pod_phase(kubeconfig: str, namespace: str, execution_id: str) -> str:
+    """The phase of the execution's sandbox pod (its own Job's or its warm pool pod's); "" while it has none."""
+    pods = [
+        name for name in execution_objects(kubeconfig, namespace, execution_id, "jobs,pods") if name.startswith("pod/")
+    ]
+    if not pods:
+        return ""
+    return kubectl(kubeconfig, "get", pods[0], "-n", namespace, "-o", "jsonpath={.status.phase}", check=False).stdout
 
 
 def delete_namespaces(kubeconfig: str, *names: str) -> None:

@@ -94,6 +94,26 @@ def start_worker(env: dict[str, str], log_path: Path, name: str = "worker") -> s
     return process
 
 
+# The warm pool's refiller as the operator runs it (operator/pool.py), in a process of its own.
+REFILLER = (
+    "import logging; logging.basicConfig(level=logging.INFO); "
+    "from kubernetes import client; from executioner.kube import kubernetes_api_client; "
+    "from executioner.operator.pool import PoolRefiller; from executioner.settings import Settings; "
+    "PoolRefiller(Settings(), client.BatchV1Api(kubernetes_api_client())).run_forever()"
+)
+
+
+def start_pool_refiller(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-P", "-c", REFILLER],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def wait_for_log(path: Path, text: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -91,20 +91,7 @@ def test_deleting_the_resource_cancels_the_execution(operator, kubeconfig, user_
     assert store.get(execution_id).status is Status.cancelled
 
     def sandbox_gone():
-        return (
-            kube.kubectl(
-                kubeconfig,
-                "get",
-                "jobs,pods",
-                "-n",
-                kubernetes_stack.namespace,
-                "-l",
-                f"{EXECUTION_LABEL}={execution_id}",
-                "-o",
-                "name",
-            ).stdout
-            == ""
-        )
+        return not kube.execution_objects(kubeconfig, kubernetes_stack.namespace, execution_id, "jobs,pods")
 
     assert wait_until(sandbox_gone, 30)
 
@@ -177,20 +164,7 @@ def test_a_worker_killed_mid_execution_is_recovered_by_the_operator(
             execution_id = wait_phase(kubeconfig, user_namespace, "orphaned", "Running")["status"]["executionId"]
 
             def pod_running():
-                return (
-                    kube.kubectl(
-                        kubeconfig,
-                        "get",
-                        "pods",
-                        "-n",
-                        kubernetes_stack.namespace,
-                        "-l",
-                        f"{EXECUTION_LABEL}={execution_id}",
-                        "-o",
-                        "jsonpath={.items[*].status.phase}",
-                    ).stdout
-                    == "Running"
-                )
+                return kube.execution_pod_phase(kubeconfig, kubernetes_stack.namespace, execution_id) == "Running"
 
             assert wait_until(pod_running, 60)
             kill_process_tree(worker)

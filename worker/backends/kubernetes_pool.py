@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 ATTACH_TIMEOUT_SECONDS = 10
 # Claimed pods whose attach failed before the job was sent (so no code ran): another is tried, then the cold path.
 CLAIM_ATTEMPTS = 2
+# With no output for this long, the worker checks that the claimed pod still runs.
+QUIET_CHECK_SECONDS = 2.0
 
 
 def job_finished(job: client.V1Job) -> bool:
@@ -148,13 +150,27 @@ class WarmPodClaims:
         except Exception as exc:
             raise AttachFailed(f"cannot attach to pool pod {claimed.pod}: {exc}") from exc
         lines = RunnerLines(output)
+        quiet_since = time.monotonic()
         try:
             while not lines.ended and connection.is_open() and (remaining := deadline - time.monotonic()) > 0:
                 connection.update(timeout=min(1.0, remaining))
                 if data := connection.read_channel(1):  # the runner's stdout
                     lines.feed(data)
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > QUIET_CHECK_SECONDS:
+                    # A pod deleted under a quiet program need not end the stream: look at it now and then.
+                    if not self._still_running(claimed.pod):
+                        break
+                    quiet_since = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - a broken stream: the pod's log has the same lines
             log.info("the attach stream of %s broke: %s", claimed.pod, exc)
         finally:
             connection.close()
         return lines.text() if lines.ended else None
+
+    def _still_running(self, pod_name: str) -> bool:
+        try:
+            pod = self.core.read_namespaced_pod(pod_name, self.namespace)
+        except ApiException as exc:
+            return exc.status != 404
+        return pod.metadata.deletion_timestamp is None and pod.status.phase == "Running"

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/package.json frontend/vite.config.ts -type f 2>/dev/null)
 
-.PHONY: help deps venv lock frontend frontend-deps runtimes up lint format test test-unit test-local test-cluster bench clean
+.PHONY: help deps venv lock frontend frontend-deps runtimes up lint format test test-unit test-local test-cluster bench bench-kubernetes clean
 help:
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
@@ -102,8 +102,11 @@ test: deps browser-deps venv lint frontend runtimes  ## lint, then every test: u
 test-local: deps venv frontend runtimes  ## the tests that need no cluster and no browser
 	$(BIN)/pytest -m "not cluster and not browser" $(PYTEST_ARGS)
 
-bench: deps venv  ## print latency, throughput and memory figures against bare python3
-	$(BIN)/python bench/run.py
+bench: deps venv  ## print latency, throughput and memory figures against bare python3 (options: BENCH_ARGS=--help)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-kubernetes: deps venv  ## make bench, plus the Kubernetes backend's figures through a stack on the cluster (make images first)
+	KUBECONFIG=$(or $(KUBECONFIG),/var/lib/executioner-cluster/kubeconfig) $(BIN)/python bench/run.py --kubernetes $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) frontend/dist frontend/node_modules test-artifacts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -496,6 +497,11 @@ def redis_answers(port: int, password: str) -> bool:
         client.close()
 
 
+# The warm pool `executioner up` keeps on Kubernetes when EXECUTIONER_KUBERNETES_POOL_SIZES is not set (the chart's
+# default too).
+UP_POOL_SIZES = {"python": 2}
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start Redis (unless EXECUTIONER_REDIS_URL is set), the worker and the API; keep them running; stop them on
     SIGINT/SIGTERM. The private Redis keeps its data in EXECUTIONER_STATE_DIR, so records survive a restart."""
@@ -530,6 +536,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
             for created in ensure_prerequisites(kubernetes_api_client(), settings.sandbox_namespace):
                 print(f"executioner: created {created}", flush=True)
+            # As the chart does: a small warm pool unless told otherwise; the worker and operator must agree on it.
+            pool = env.setdefault("EXECUTIONER_KUBERNETES_POOL_SIZES", json.dumps(UP_POOL_SIZES))
+            notes.append(f"the operator keeps a warm pool of sandbox pods {pool} (EXECUTIONER_KUBERNETES_POOL_SIZES)")
         executioner = [sys.executable, "-P", "-m", "executioner.cli"]
         supervisor.add("worker", [*executioner, "worker", "--log-level", args.log_level], env=env)
         if settings.backend == "kubernetes":

@@ -136,7 +136,9 @@ class Settings(BaseSettings):
     worker_heartbeat_file: str = ""
     # How long a worker keeps trying to record a finished execution's result while Redis is unreachable.
     store_outage_seconds: float = Field(120.0, ge=0)
-    # Seconds the worker waits beyond an execution's timeout before giving up on the sandbox.
+    # Seconds the worker waits beyond an execution's timeout, counted from the sandbox's start (the runner's own start
+    # and teardown), before giving up on the sandbox. Waiting for a Kubernetes sandbox to start is not in it: that is
+    # schedule_timeout_seconds.
     grace_seconds: float = Field(10.0, ge=1)
 
     # Kubernetes backend.
@@ -163,6 +165,8 @@ class Settings(BaseSettings):
     # Ephemeral-storage request and limit of each sandbox pod (its container log and writable layer; /tmp is
     # memory): the kubelet evicts a sandbox past it and the execution ends `error`.
     sandbox_ephemeral_storage_mb: int = Field(32, ge=1)
+    # How long a Kubernetes sandbox may take to start (a node to run it, its image, its volumes) before the execution
+    # ends `error` saying what it waited on; the program's time limit starts only once it runs.
     schedule_timeout_seconds: float = Field(60.0, gt=0)
     # Warm pool (JSON, runtime name to size): sandbox pods the operator keeps started per runtime, each runner
     # waiting on stdin for its one execution; an execution with its runtime's default memory takes one (claimed
@@ -260,11 +264,13 @@ class Settings(BaseSettings):
 
     # Deadlines, written once. The runner stops the program at its timeout; these are the worker's backstops.
     def sandbox_deadline(self, limits: Limits) -> float:
-        """Seconds a started sandbox may live: the program's timeout plus the grace for start-up and teardown."""
+        """Seconds a started sandbox may live: the program's timeout plus the grace for the runner's start and
+        teardown."""
         return limits.timeout_seconds + self.grace_seconds
 
     def worker_deadline(self, limits: Limits) -> float:
-        """Seconds a worker waits for an execution's result, counting a wait for a node to run the sandbox."""
+        """Seconds a worker waits for an execution's result: the sandbox's start-up limit, then its deadline. Also a
+        Kubernetes Job's activeDeadlineSeconds, so a start-up the worker allows never eats into the program's time."""
         return self.sandbox_deadline(limits) + self.schedule_timeout_seconds
 
     @property

@@ -189,6 +189,52 @@ def test_an_unschedulable_sandbox_is_an_error_with_a_reason(direct_backend):
     assert "no node could run the sandbox" in outcome.error
 
 
+def stdin_secret_held_back(backend: KubernetesBackend, monkeypatch, seconds: float | None) -> None:
+    """The backend's stdin Secret reaches the API server `seconds` after the worker makes it (None: never), so the
+    Job is resumed without it: its pod is scheduled, then waits in ContainerCreating for a volume it cannot mount."""
+    create = backend.core.create_namespaced_secret
+
+    def create_late(namespace, body, **kwargs):
+        if not body["metadata"]["name"].endswith("-stdin"):
+            return create(namespace, body, **kwargs)
+        if seconds is not None:
+            threading.Timer(seconds, create, args=(namespace, body)).start()
+        return body
+
+    monkeypatch.setattr(backend.core, "create_namespaced_secret", create_late)
+
+
+def test_a_sandbox_that_never_starts_is_an_error_saying_what_it_waited_on(
+    direct_backend, kubernetes_stack, monkeypatch
+):
+    """No program ran, so no time limit passed: `error` with the reason, never `timed_out`."""
+    backend = direct_backend(schedule_timeout_seconds=6, grace_seconds=1)
+    stdin_secret_held_back(backend, monkeypatch, seconds=None)
+    job = execution("print('never runs')", timeout=1)
+    try:
+        outcome = backend.run(job)
+    finally:
+        backend.cleanup(job.id)
+    assert (outcome.status, outcome.exit_code, outcome.stdout) == (Status.error, None, ""), outcome
+    assert outcome.error.startswith(
+        "the sandbox never started within 6 s: its container was waiting in ContainerCreating"
+    ), outcome.error
+    assert wait_until(lambda: leftovers(kubernetes_stack, job.id) == [], 30), leftovers(kubernetes_stack, job.id)
+
+
+def test_a_slow_start_leaves_the_program_its_whole_time_limit(direct_backend, monkeypatch):
+    """The pod waits about 5 s for its stdin volume, longer than the time limit and grace together; the program
+    then still gets its whole time limit (the Job's deadline used to stop the pod before it started)."""
+    backend = direct_backend(grace_seconds=1)
+    stdin_secret_held_back(backend, monkeypatch, seconds=5)
+    job = execution("import time\ntime.sleep(2)\nprint('slept')", timeout=3)
+    try:
+        outcome = backend.run(job)
+    finally:
+        backend.cleanup(job.id)
+    assert (outcome.status, outcome.stdout) == (Status.succeeded, "slept\n"), outcome
+
+
 def test_a_deleted_pod_is_an_error_with_a_reason(direct_backend, kubernetes_stack):
     backend = direct_backend()
     job = execution("import time\ntime.sleep(30)", timeout=40)

@@ -122,6 +122,36 @@ def test_network_is_unreachable(run_code):
     assert all(outcome != "connected" for outcome in results.values()), results
 
 
+NAME_LOOKUPS = program(
+    """
+    import socket
+    for host in ("example.com", "kubernetes.default.svc"):
+        try:
+            socket.getaddrinfo(host, 80)
+            print(host, "resolved")
+        except socket.gaierror as e:
+            print(host, type(e).__name__)
+    try:
+        with open("/etc/resolv.conf") as f:
+            print("nameservers", [line.split()[1] for line in f if line.startswith("nameserver")])
+    except OSError:
+        print("nameservers", [])
+    """
+)
+
+
+def test_name_resolution_fails_at_once(run_code):
+    """No name server answers a sandbox, and none is waited on: the lookups fail well within a time limit they
+    would otherwise run out (on Kubernetes, DNS packets the deny-all policy drops each take seconds to give up on)."""
+    doc = run_code(NAME_LOOKUPS, timeout=20)
+    assert doc["status"] == "succeeded", doc
+    lookups, nameservers = doc["stdout"].rsplit("nameservers ", 1)
+    assert lookups == "example.com gaierror\nkubernetes.default.svc gaierror\n"
+    if run_code.stack.backend == "kubernetes":
+        # the pod's only name server is its own loopback: no query leaves the pod
+        assert nameservers == "['127.0.0.1']\n"
+
+
 @pytest.fixture
 def host_canary(tmp_path):
     """A file only the host has, in places a leaky sandbox would show it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 
 import pytest
@@ -22,7 +23,7 @@ from executioner.worker.backends.kubernetes import (
     opens_traffic,
     outcome_from_pod,
     outcome_of_vanished_job,
-    unschedulable_outcome,
+    startup_outcome,
 )
 from executioner.worker.backends.sandbox_pods import build_pool_job
 
@@ -42,7 +43,8 @@ def test_job_spec_is_locked_down():
     job = build_sandbox_job(execution(timeout=7, memory_mb=96), settings)
     spec = job["spec"]
     assert spec["backoffLimit"] == 0
-    assert spec["activeDeadlineSeconds"] == 7 + settings.grace_seconds
+    # a backstop past the worker's own deadline: start-up (up to the schedule timeout) never eats into the 7 s
+    assert spec["activeDeadlineSeconds"] == 7 + settings.grace_seconds + settings.schedule_timeout_seconds
     assert spec["ttlSecondsAfterFinished"] == settings.job_ttl_seconds
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
@@ -271,10 +273,23 @@ def test_any_policy_opening_sandbox_traffic_is_refused(case, network_policy, ref
     assert (opens_traffic(network_policy) and may_select_sandboxes(network_policy)) is refused, case
 
 
-def pod(phase="Running", waiting=None, terminated=None, reason=None, conditions=None):
+STARTED_AT = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+def pod(phase="Running", waiting=None, terminated=None, reason=None, conditions=None, waiting_message="auto"):
+    """A sandbox pod as the API shows it; its container runs while the pod does (phase Running)."""
     state = client.V1ContainerState(
-        waiting=client.V1ContainerStateWaiting(reason=waiting, message=f"{waiting} message") if waiting else None,
-        terminated=client.V1ContainerStateTerminated(exit_code=terminated[0], reason=terminated[1])
+        waiting=client.V1ContainerStateWaiting(
+            reason=waiting, message=f"{waiting} message" if waiting_message == "auto" else waiting_message
+        )
+        if waiting
+        else None,
+        running=client.V1ContainerStateRunning(started_at=STARTED_AT)
+        if phase == "Running" and not (waiting or terminated)
+        else None,
+        terminated=client.V1ContainerStateTerminated(
+            exit_code=terminated[0], reason=terminated[1], started_at=STARTED_AT
+        )
         if terminated
         else None,
     )
@@ -336,7 +351,20 @@ ERROR_ENVELOPE = json.dumps({"v": 1, "status": "error", "error": "killed"})
             Status.memory_exceeded,
             "96 MiB",
         ),
-        ("deadline", pod(phase="Failed", reason="DeadlineExceeded"), None, Status.timed_out, DEADLINE_EXCEEDED_REASON),
+        (
+            "deadline, the program ran",
+            pod(phase="Failed", reason="DeadlineExceeded", terminated=(137, "Error")),
+            None,
+            Status.timed_out,
+            DEADLINE_EXCEEDED_REASON,
+        ),
+        (
+            "deadline, the sandbox never started",
+            pod(phase="Failed", reason="DeadlineExceeded", waiting="ContainerCreating", waiting_message=None),
+            None,
+            Status.error,
+            "the sandbox never started before its deadline: its container was waiting in ContainerCreating (",
+        ),
         ("garbage log", pod(phase="Failed", terminated=(1, "Error")), "not json", Status.error, "(exit 1, Error)"),
         (
             "forged-looking last line",
@@ -374,33 +402,125 @@ def test_an_envelope_is_taken_whole():
 
 
 UNSCHEDULED = [client.V1PodCondition(type="PodScheduled", status="False", message="0/1 nodes are available")]
+SCHEDULED = [client.V1PodCondition(type="PodScheduled", status="True")]
+CREATING = {"phase": "Pending", "waiting": "ContainerCreating", "waiting_message": None, "conditions": SCHEDULED}
+MISSING_SECRET = 'secret "exec-1-stdin" not found'
 
 
 @pytest.mark.parametrize(
-    ("waited", "conditions", "is_error"),
+    ("case", "the_pod", "waited", "error"),
     [
-        (5, UNSCHEDULED, False),
-        (61, UNSCHEDULED, True),
-        (61, None, False),
-        (61, [client.V1PodCondition(type="PodScheduled", status="True")], False),
+        ("unschedulable, within the limit", pod(phase="Pending", conditions=UNSCHEDULED), 5, None),
+        (
+            "unschedulable",
+            pod(phase="Pending", conditions=UNSCHEDULED),
+            61,
+            "the sandbox never started within 60 s: no node could run the sandbox: 0/1 nodes are available",
+        ),
+        (
+            "its container waits",
+            pod(**CREATING),
+            61,
+            "the sandbox never started within 60 s: its container was waiting in ContainerCreating (its image, "
+            "its input volume or its network; the pod's events say which)",
+        ),
+        (
+            "its container waits, saying why",
+            pod(**{**CREATING, "waiting_message": MISSING_SECRET}),
+            61,
+            f"the sandbox never started within 60 s: its container was waiting in ContainerCreating: {MISSING_SECRET}",
+        ),
+        (
+            "no pod at all",
+            None,
+            61,
+            "the sandbox never started within 60 s: its Job had no pod yet (the Job's events say why, e.g. a full "
+            "ResourceQuota or a refused pod)",
+        ),
+        ("no pod, within the limit", None, 59, None),
+        ("running: its time limit runs instead", pod(conditions=SCHEDULED), 61, None),
+        ("finished", pod(phase="Succeeded", terminated=(0, "Completed")), 61, None),
     ],
 )
-def test_unschedulable_only_after_the_schedule_timeout(waited, conditions, is_error):
-    outcome = unschedulable_outcome(pod(phase="Pending", conditions=conditions), waited, schedule_timeout_seconds=60)
-    assert (outcome is not None) is is_error
-    if outcome:
-        assert outcome.status is Status.error and "0/1 nodes are available" in (outcome.error or "")
+def test_a_sandbox_that_has_not_started_by_the_startup_limit_is_an_error_saying_what_it_waits_on(
+    case, the_pod, waited, error
+):
+    outcome = startup_outcome(the_pod, waited, schedule_timeout_seconds=60)
+    if error is None:
+        assert outcome is None, case
+    else:
+        assert outcome is not None and (outcome.status, outcome.error, outcome.exit_code) == (Status.error, error, None)
 
 
-def test_a_vanished_job_is_a_timeout_only_when_its_deadline_passed():
-    deadline = client.V1Job(
-        status=client.V1JobStatus(
-            conditions=[client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded")]
-        )
+JOB_DEADLINE = client.V1Job(
+    status=client.V1JobStatus(
+        conditions=[client.V1JobCondition(type="Failed", status="True", reason="DeadlineExceeded")]
     )
-    assert outcome_of_vanished_job(deadline).status is Status.timed_out
-    assert outcome_of_vanished_job(client.V1Job(status=client.V1JobStatus())).status is Status.error
-    assert "deleted" in (outcome_of_vanished_job(None).error or "")
+)
+# A pod deleted before its container started: the kubelet reports the container as terminated, though it never ran.
+NEVER_RAN = pod(phase="Failed", terminated=(137, "ContainerStatusUnknown"))
+NEVER_RAN.status.container_statuses[0].state.terminated.started_at = None
+
+
+@pytest.mark.parametrize(
+    ("case", "job", "last_seen", "status", "error"),
+    [
+        ("deadline, the program ran", JOB_DEADLINE, pod(), Status.timed_out, DEADLINE_EXCEEDED_REASON),
+        (
+            "deadline, the program ran and ended",
+            JOB_DEADLINE,
+            pod(phase="Failed", terminated=(137, "Error")),
+            Status.timed_out,
+            DEADLINE_EXCEEDED_REASON,
+        ),
+        (
+            "deadline, its container still waiting",
+            JOB_DEADLINE,
+            pod(**{**CREATING, "waiting_message": MISSING_SECRET}),
+            Status.error,
+            f"the sandbox never started before its Job's deadline: its container was waiting in ContainerCreating: "
+            f"{MISSING_SECRET}",
+        ),
+        (
+            "deadline, unschedulable",
+            JOB_DEADLINE,
+            pod(phase="Pending", conditions=UNSCHEDULED),
+            Status.error,
+            "the sandbox never started before its Job's deadline: no node could run the sandbox: 0/1 nodes are "
+            "available",
+        ),
+        (
+            "deadline, its container never ran",
+            JOB_DEADLINE,
+            NEVER_RAN,
+            Status.error,
+            "the sandbox never started before its Job's deadline: its container ended before it ran "
+            "(ContainerStatusUnknown)",
+        ),
+        (
+            "deadline, no pod ever seen",
+            JOB_DEADLINE,
+            None,
+            Status.error,
+            "the sandbox never started before its Job's deadline: its Job had no pod yet",
+        ),
+        (
+            "deleted",
+            client.V1Job(status=client.V1JobStatus()),
+            pod(),
+            Status.error,
+            "the sandbox pod was deleted before it reported a result",
+        ),
+        ("deleted with its Job", None, None, Status.error, "the sandbox pod was deleted before it reported a result"),
+    ],
+)
+def test_a_vanished_sandbox_is_a_timeout_only_when_its_program_ran_past_the_deadline(
+    case, job, last_seen, status, error
+):
+    outcome = outcome_of_vanished_job(job, last_seen)
+    assert outcome.status is status, (case, outcome)
+    assert (outcome.error or "").startswith(error), (case, outcome)
+    assert outcome.exit_code is None
 
 
 def test_the_sandbox_storage_bound_leaves_room_for_the_output_the_limits_allow():

@@ -113,7 +113,9 @@ def build_sandbox_job(execution: Execution, settings: Settings) -> dict[str, Any
             # Created suspended: no pod exists until the input Secrets, owned by the Job, are in place.
             "suspend": True,
             "backoffLimit": 0,
-            "activeDeadlineSeconds": math.ceil(settings.sandbox_deadline(execution.limits)),
+            # A backstop counted from the resume: it leaves the program its whole time limit after a start-up as
+            # long as the worker allows (schedule_timeout_seconds); the worker deletes the Job at its own deadline.
+            "activeDeadlineSeconds": math.ceil(settings.worker_deadline(execution.limits)),
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
@@ -246,6 +248,8 @@ def outcome_from_pod(pod: client.V1Pod, logs: str | None, limits_memory_mb: int)
     if oom_killed:
         return Outcome.failure(Status.memory_exceeded, memory_exceeded_reason(limits_memory_mb))
     if pod.status.reason == "DeadlineExceeded":
+        if not program_started(pod):
+            return never_started(pod, "before its deadline")
         return Outcome.failure(Status.timed_out, DEADLINE_EXCEEDED_REASON)
     if pod.status.reason == "Evicted":  # the kubelet's word, e.g. "... ephemeral local storage usage exceeds ..."
         return Outcome.failure(Status.error, f"the node evicted the sandbox: {pod.status.message or 'no reason given'}")
@@ -290,23 +294,55 @@ class LogFollower:
             log.info("stopped following the log of %s: %s", pod_name, exc)
 
 
-def unschedulable_outcome(pod: client.V1Pod, waited_seconds: float, schedule_timeout_seconds: float) -> Outcome | None:
-    """`error` once a pod has waited past the schedule timeout for a node that can run it."""
-    if waited_seconds <= schedule_timeout_seconds:
-        return None
+def program_started(pod: client.V1Pod | None) -> bool:
+    """True once the sandbox's container has started: its runner starts the program (and its clock) at once."""
+    state = sandbox_state(pod) if pod is not None else None
+    return bool(state and (state.running or (state.terminated and state.terminated.started_at)))
+
+
+def waiting_on(pod: client.V1Pod | None) -> str:
+    """What a sandbox that has not started is waiting on, as far as its pod's status tells."""
+    if pod is None:
+        return "its Job had no pod yet (the Job's events say why, e.g. a full ResourceQuota or a refused pod)"
     for condition in pod.status.conditions or []:
         if condition.type == "PodScheduled" and condition.status == "False":
-            return Outcome.failure(
-                Status.error,
-                f"no node could run the sandbox within {schedule_timeout_seconds:g} s: {condition.message}",
-            )
-    return None
+            return f"no node could run the sandbox: {condition.message or condition.reason}"
+    state = sandbox_state(pod)
+    waiting = state.waiting if state else None
+    if state and state.terminated:
+        return f"its container ended before it ran ({state.terminated.reason})"
+    if waiting is None:
+        return f"its pod was {pod.status.phase or 'not yet started'}"
+    if waiting.message:
+        return f"its container was waiting in {waiting.reason}: {waiting.message}"
+    if waiting.reason == "ContainerCreating":
+        return (
+            "its container was waiting in ContainerCreating (its image, its input volume or its network; "
+            "the pod's events say which)"
+        )
+    return f"its container was waiting in {waiting.reason}"
 
 
-def outcome_of_vanished_job(job: client.V1Job | None) -> Outcome:
-    """Why a pod disappeared without reporting: its Job's deadline, or someone deleted it."""
+def never_started(pod: client.V1Pod | None, when: str) -> Outcome:
+    """`error`: no program ran, so there is no time limit it could have passed."""
+    return Outcome.failure(Status.error, f"the sandbox never started {when}: {waiting_on(pod)}")
+
+
+def startup_outcome(pod: client.V1Pod | None, waited_seconds: float, schedule_timeout_seconds: float) -> Outcome | None:
+    """`error` once a sandbox has waited past the start-up limit (for a node, its image, its volumes) without
+    starting: the program's own time limit only starts when it runs."""
+    if waited_seconds <= schedule_timeout_seconds or program_started(pod):
+        return None
+    return never_started(pod, f"within {schedule_timeout_seconds:g} s")
+
+
+def outcome_of_vanished_job(job: client.V1Job | None, pod: client.V1Pod | None) -> Outcome:
+    """Why a pod (last seen as `pod`; None: none was seen) disappeared without reporting: its Job's deadline, or
+    someone deleted it."""
     for condition in (job.status.conditions or []) if job and job.status else []:
         if condition.reason == "DeadlineExceeded" and condition.status == "True":
+            if not program_started(pod):
+                return never_started(pod, "before its Job's deadline")
             return Outcome.failure(Status.timed_out, DEADLINE_EXCEEDED_REASON)
     return Outcome.failure(Status.error, "the sandbox pod was deleted before it reported a result")
 
@@ -429,6 +465,8 @@ class KubernetesBackend:
             return Outcome.failure(Status.error, LOST_WORKER_REASON)
         started = (execution.started_at or execution.created_at).timestamp()
         if time.time() > started + self.settings.worker_deadline(execution.limits):
+            if pods and not any(program_started(pod) for pod in pods):
+                return never_started(pods[0], "by its deadline (its worker was lost)")
             return Outcome.failure(Status.error, "the sandbox did not finish by its deadline and its worker was lost")
         return None
 
@@ -500,33 +538,44 @@ class KubernetesBackend:
     def wait_for_outcome(
         self, execution: Execution, follower: LogFollower | None = None, job: str | None = None
     ) -> Outcome:
-        """Follow the execution's pod (its own Job's, or the pool Job `job`'s) until it ends, is lost, or the
-        worker's deadline passes."""
+        """Follow the execution's pod (its own Job's, or the pool Job `job`'s) until it ends, is lost, has not
+        started by the start-up limit, or the worker's deadline passes."""
         started = time.monotonic()
-        seen_pod = False
+        start_by = started + self.settings.schedule_timeout_seconds
+        deadline = started + self.settings.worker_deadline(execution.limits)
+        latest: client.V1Pod | None = None  # the pod as last seen
         selector = f"job-name={job}" if job else execution_selector(execution.id)
         job = job or job_name(execution.id)
-        for event_type, pod in self.pod_events(selector, started + self.settings.worker_deadline(execution.limits)):
+        for event_type, pod in self.pod_events(selector, deadline, wake_at=start_by):
             if self.is_cancelled(execution.id):
                 return Outcome.cancelled()
-            if pod is None:  # a quiet watch round: a Job deleted before its pod existed sends no pod event
-                if not seen_pod and self.job_gone(job):
-                    return outcome_of_vanished_job(None)
+            if pod is None:  # a quiet watch round: no pod event comes for a Job deleted before its pod existed,
+                # nor for a sandbox stuck starting
+                if latest is None and self.job_gone(job):
+                    return outcome_of_vanished_job(None, None)
+                waited = time.monotonic() - started
+                if outcome := startup_outcome(latest, waited, self.settings.schedule_timeout_seconds):
+                    return outcome
                 continue
-            seen_pod = True
+            latest = pod
             if follower is not None:
                 follower.follow(pod)
             outcome = self.check_pod(pod, execution, time.monotonic() - started)
             if outcome is None and event_type == "DELETED":
-                outcome = outcome_of_vanished_job(self.read_job(job))
+                outcome = outcome_of_vanished_job(self.read_job(job), pod)
             if outcome is not None:
                 return outcome
+        if not program_started(latest):
+            return never_started(latest, "before the worker's deadline")
         return Outcome.failure(Status.timed_out, "the sandbox did not finish before its deadline")
 
-    def pod_events(self, selector: str, deadline: float) -> Iterator[tuple[str, client.V1Pod | None]]:
+    def pod_events(
+        self, selector: str, deadline: float, wake_at: float | None = None
+    ) -> Iterator[tuple[str, client.V1Pod | None]]:
         """The pods `selector` picks as (event type, pod) until `deadline` (time.monotonic()): first a list, then a
         watch from the list's resourceVersion. A stale version (410 Gone, as an exception or an ERROR event) lists
-        again; a closed stream watches again. After each watch round, (ROUND_ENDED, None)."""
+        again; a closed stream watches again. After each watch round, (ROUND_ENDED, None); a round also ends at
+        `wake_at`, so the caller can look around then even if no event comes."""
         resource_version = None
         while (remaining := deadline - time.monotonic()) > 0:
             if resource_version is None:
@@ -534,6 +583,9 @@ class KubernetesBackend:
                 resource_version = listing.metadata.resource_version
                 for pod in listing.items:
                     yield "LISTED", pod
+            round_seconds = min(WATCH_SECONDS, int(remaining))
+            if wake_at is not None and (to_wake := wake_at - time.monotonic()) > 0:
+                round_seconds = min(round_seconds, math.ceil(to_wake))
             stream = watch.Watch()
             try:
                 for event in stream.stream(
@@ -541,7 +593,7 @@ class KubernetesBackend:
                     self.namespace,
                     label_selector=selector,
                     resource_version=resource_version,
-                    timeout_seconds=max(1, min(WATCH_SECONDS, int(remaining))),
+                    timeout_seconds=max(1, round_seconds),
                     allow_watch_bookmarks=True,
                 ):
                     if event["type"] == "ERROR":
@@ -569,7 +621,7 @@ class KubernetesBackend:
 
     def check_pod(self, pod: client.V1Pod, execution: Execution, waited_seconds: float) -> Outcome | None:
         logs = self.read_logs(pod.metadata.name) if pod_finished(pod) else None
-        return outcome_from_pod(pod, logs, execution.limits.memory_mb) or unschedulable_outcome(
+        return outcome_from_pod(pod, logs, execution.limits.memory_mb) or startup_outcome(
             pod, waited_seconds, self.settings.schedule_timeout_seconds
         )
 

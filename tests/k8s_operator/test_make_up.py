@@ -47,13 +47,23 @@ def test_up_in_kubernetes_mode_creates_what_is_missing_and_runs_code(kubeconfig,
         assert "created NetworkPolicy/executioner-sandbox-deny-all" in output
         labels = kube.kubectl(kubeconfig, "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels}").stdout
         assert '"pod-security.kubernetes.io/enforce":"restricted"' in labels
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=90) as api:
-            doc = api.post("/v1/executions", params={"wait": 30}, json={"code": "print('from the cluster')"}).json()
-            while doc["status"] in ("queued", "running"):
-                doc = api.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
+        assert "keeps a warm pool of sandbox pods" in output
+
+        def run(code: str) -> dict:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=90) as api:
+                doc = api.post("/v1/executions", params={"wait": 30}, json={"code": code}).json()
+                while doc["status"] in ("queued", "running"):
+                    doc = api.get(f"/v1/executions/{doc['id']}", params={"wait": 30}).json()
+            return doc
+
+        doc = run("print('from the cluster')")
         assert doc["status"] == "succeeded", doc
         assert doc["backend"] == "kubernetes"
         assert doc["stdout"] == "from the cluster\n"
+        # the operator keeps the default warm pool, and a pool pod serves the next execution
+        kube.wait_for_pool(kubeconfig, namespace, 2)
+        doc = run("print('warm')")
+        assert (doc["status"], doc["stdout"], doc["sandbox_start"]) == ("succeeded", "warm\n", "warm"), doc
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         up.wait(timeout=30)

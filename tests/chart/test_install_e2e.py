@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from executioner.kube import POOL_LABEL, POOL_STATE_LABEL, POOL_WAITING
 from helpers import kube
 from helpers.data_programs import DATA_CSV, PLOT_PROGRAM, PLOT_STDOUT, png_size
 
@@ -152,6 +153,40 @@ def test_hello_world_through_the_api_service(release):
         assert doc["stdout"] == "hello world\n" and doc["exit_code"] == 0 and doc["backend"] == "kubernetes"
     finally:
         kube.stop_port_forward(forward)
+
+
+def _ready_waiting_pool_jobs(release, runtime: str, count: int, timeout=180) -> list[str]:
+    """Names of the pool Jobs of `runtime` once exactly `count` are waiting with their pod Ready."""
+    selector = f"{POOL_LABEL}={runtime},{POOL_STATE_LABEL}={POOL_WAITING}"
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = release.harness.kubectl_json(
+            "get", "jobs", "-l", selector, kubeconfig=release.kubeconfig, namespace=release.sandbox
+        )["items"]
+        ready = sorted(j["metadata"]["name"] for j in jobs if (j.get("status") or {}).get("ready") == 1)
+        if len(ready) == len(jobs) == count:
+            return ready
+        assert time.monotonic() < deadline, f"waiting pool Jobs of {runtime}: {len(jobs)}, Ready {ready}; want {count}"
+        time.sleep(1)
+
+
+def test_the_operator_keeps_the_default_pool_ready_and_executions_start_warm(release):
+    """The chart's default pool (sandbox.pool.sizes {python: 2}): two python pool Jobs waiting with their pod Ready; a
+    hello world through the API takes one (`sandbox_start: warm`), which goes, and the operator makes another; a
+    memory limit other than the runtime's default starts a Job of its own (`cold`)."""
+    before = _ready_waiting_pool_jobs(release, "python", 2)
+    assert all(name.startswith("pool-python-") for name in before)
+    with release.api() as client:
+        doc = _finish(client, client.post("/v1/executions", params={"wait": 30}, json={"code": "print('warm')"}).json())
+        assert (doc["status"], doc["stdout"], doc["sandbox_start"]) == ("succeeded", "warm\n", "warm"), doc
+        after = _ready_waiting_pool_jobs(release, "python", 2)
+        assert len(set(before) - set(after)) == 1, (before, after)  # the one it took is gone, a new one waits
+        body = {"code": "print('cold')", "limits": {"memory_mb": 256}}
+        doc = _finish(client, client.post("/v1/executions", params={"wait": 30}, json=body).json())
+        assert (doc["status"], doc["stdout"], doc["sandbox_start"]) == ("succeeded", "cold\n", "cold"), doc
+    assert not release.harness.kubectl_json(
+        "get", "jobs", "-l", f"{POOL_LABEL}=python-data", kubeconfig=release.kubeconfig, namespace=release.sandbox
+    )["items"], "the default pool has no python-data pods"
 
 
 def test_a_plot_from_a_csv_through_the_api_service_in_python_data(release):

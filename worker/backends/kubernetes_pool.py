@@ -21,11 +21,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import websocket
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from executioner.kube import EXECUTION_LABEL, POOL_CLAIMED, POOL_STATE_LABEL
+from executioner.kube import EXECUTION_LABEL, POOL_CLAIMED, POOL_STATE_LABEL, waiting_pool_selector
 from executioner.models import Execution
 from executioner.runner_protocol import OutputSink, RunnerLines, warm_job
 from executioner.settings import Settings
@@ -34,10 +35,15 @@ from executioner.worker.backends.sandbox_pods import CONTAINER, claimable_select
 log = logging.getLogger(__name__)
 # How long a worker waits for the attach connection to a claimed pod before giving the pod up.
 ATTACH_TIMEOUT_SECONDS = 10
+# The client's WebSocket has no timeout of its own: without one, an API server that never answers an attach would
+# hold the attach lock (and every warm execution behind it) forever. Only these attaches use websocket-client here.
+websocket.setdefaulttimeout(ATTACH_TIMEOUT_SECONDS)
 # Claimed pods whose attach failed before the job was sent (so no code ran): another is tried, then the cold path.
 CLAIM_ATTEMPTS = 2
 # With no output for this long, the worker checks that the claimed pod still runs.
 QUIET_CHECK_SECONDS = 2.0
+# How often a worker that finds no pool pod of its template looks for pool pods of another (a misconfiguration).
+TEMPLATE_CHECK_SECONDS = 60.0
 
 
 def job_finished(job: client.V1Job) -> bool:
@@ -67,6 +73,7 @@ class WarmPodClaims:
         self._attach_core = client.CoreV1Api(client.ApiClient(core.api_client.configuration))
         self._attach_lock = threading.Lock()
         self._selectors = {runtime: claimable_selector(runtime, settings) for runtime in settings.kubernetes_pool_sizes}
+        self._next_template_check = 0.0
 
     def eligible(self, execution: Execution) -> bool:
         return bool(self.settings.kubernetes_pool_sizes.get(execution.runtime)) and (
@@ -78,6 +85,8 @@ class WarmPodClaims:
         if not self.eligible(execution):
             return None
         jobs = self.batch.list_namespaced_job(self.namespace, label_selector=self._selectors[execution.runtime]).items
+        if not jobs:
+            self._warn_of_other_templates(execution.runtime)
         ready = [job for job in jobs if (job.status and job.status.ready) and not job_finished(job)]
         random.shuffle(ready)  # workers claiming at once mostly pick different Jobs
         for job in ready:
@@ -87,6 +96,23 @@ class WarmPodClaims:
                     return ClaimedPod(job.metadata.name, pod)
                 self.release(job.metadata.name)  # its pod went between the listing and the claim
         return None
+
+    def _warn_of_other_templates(self, runtime: str) -> None:
+        """A pool this worker never claims from (its pods made from another template: the operator's settings for
+        sandbox pods differ from the worker's) would send every execution cold in silence: say so, once a minute."""
+        if time.monotonic() < self._next_template_check:
+            return
+        self._next_template_check = time.monotonic() + TEMPLATE_CHECK_SECONDS
+        waiting = self.batch.list_namespaced_job(self.namespace, label_selector=waiting_pool_selector(runtime)).items
+        if waiting:
+            log.warning(
+                "the %s pool in %s has %d waiting pods made from another pod template than this worker's: check that "
+                "the worker and the operator have the same sandbox settings (images, CPU, memory, runtime class...); "
+                "executions take the cold path meanwhile",
+                runtime,
+                self.namespace,
+                len(waiting),
+            )
 
     def _claim_job(self, job: client.V1Job, execution: Execution) -> bool:
         # The Job controller counts activeDeadlineSeconds from the Job's start: a backstop the worker's own deadline

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 
@@ -43,19 +44,21 @@ def own_pool(kubernetes_stack, kubeconfig, tmp_path):
         backend="kubernetes",
         sandbox_namespace=namespace,
         sandbox_image=kubernetes_stack.env["EXECUTIONER_SANDBOX_IMAGE"],
-        kubernetes_pool_sizes={"python": 1},
+        runtime_images=json.loads(kubernetes_stack.env["EXECUTIONER_RUNTIME_IMAGES"]),
+        kubernetes_pool_sizes={"python": 1, "python-data": 1},
         grace_seconds=10,
     )
     admin = KubernetesBackend(settings, kubernetes_api_client(kubeconfig))
 
     class Pool:
-        def make(self, count: int) -> None:
+        def make(self, count: int, runtime: str = "python", **overrides) -> None:
+            made_with = settings.model_copy(update=overrides)
             for _ in range(count):
-                admin.batch.create_namespaced_job(namespace, pool_job("python", settings))
+                admin.batch.create_namespaced_job(namespace, pool_job(runtime, made_with))
             kube.wait_for_pool(kubeconfig, namespace, count)
 
-        def backend(self) -> KubernetesBackend:
-            return KubernetesBackend(settings, kubernetes_api_client(worker_kubeconfig))
+        def backend(self, **overrides) -> KubernetesBackend:
+            return KubernetesBackend(settings.model_copy(update=overrides), kubernetes_api_client(worker_kubeconfig))
 
         def ready(self) -> list[str]:
             return kube.ready_pool_jobs(kubeconfig, namespace)
@@ -107,6 +110,38 @@ def test_a_warm_execution_runs_in_its_own_pod_which_is_deleted_afterwards(own_po
     backend.cleanup(job.id)
     assert (outcome.status, outcome.sandbox_start) == (Status.succeeded, "cold"), outcome
     assert outcome.stdout.startswith(f"exec-{job.id}")
+
+
+def test_each_runtime_has_its_own_pool(own_pool):
+    own_pool.make(1, "python-data")
+    backend = own_pool.backend()
+    job = Execution.new(
+        code="import socket, numpy\nprint(socket.gethostname(), numpy.arange(4).sum())",
+        runtime="python-data",
+        limits=Limits(timeout_seconds=20, memory_mb=Settings().runtime_memory_mb("python-data")),
+        backend="kubernetes",
+        status=Status.running,
+    )
+    outcome = backend.run(job)
+    backend.cleanup(job.id)
+    assert (outcome.status, outcome.sandbox_start) == (Status.succeeded, "warm"), outcome
+    pod, total = outcome.stdout.split()
+    assert pod.startswith("pool-python-data-") and total == "6"
+    # a python execution finds no python pod: the python-data pool is not its own
+    plain = execution()
+    outcome = backend.run(plain)
+    backend.cleanup(plain.id)
+    assert (outcome.status, outcome.sandbox_start) == (Status.succeeded, "cold"), outcome
+
+
+def test_a_warm_pod_under_gvisor_runs_in_gvisor(own_pool):
+    own_pool.make(1, runtime_class_name="gvisor")
+    backend = own_pool.backend(runtime_class_name="gvisor")
+    job = execution("print(open('/proc/version').read())")
+    outcome = backend.run(job)
+    backend.cleanup(job.id)
+    assert (outcome.status, outcome.sandbox_start) == (Status.succeeded, "warm"), outcome
+    assert "gvisor" in outcome.stdout, outcome.stdout  # the sentry's own kernel version, not the node's
 
 
 def test_only_the_runtime_default_memory_takes_a_pool_pod(own_pool):

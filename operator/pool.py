@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
@@ -31,13 +29,6 @@ WATCH_SECONDS = 10
 RETRY_SECONDS = 2.0
 
 
-@dataclass
-class RefillStats:
-    created: int = 0  # pool Jobs made
-    replaced: int = 0  # waiting pool Jobs deleted: their pod died, or their template is outdated
-    created_at: list[float] = field(default_factory=list)  # time.time() of the latest creations
-
-
 class PoolRefiller:
     """Keeps `settings.kubernetes_pool_sizes[runtime]` waiting pool Jobs per runtime in the sandbox namespace."""
 
@@ -46,7 +37,6 @@ class PoolRefiller:
         self.namespace = settings.sandbox_namespace
         self.batch = batch
         self.templates = {runtime: pool_template(runtime, settings) for runtime in settings.kubernetes_pool_sizes}
-        self.stats = RefillStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -60,7 +50,7 @@ class PoolRefiller:
             runtime = labels.get(POOL_LABEL, "")
             if labels.get(POOL_STATE_LABEL) != POOL_WAITING or runtime not in self.templates:
                 continue  # claimed: its worker deletes it (the sweep, if the worker died); or not a pool of ours
-            if job_finished(job) or labels.get(POOL_TEMPLATE_LABEL) != self.templates.get(runtime):
+            if job_finished(job) or labels.get(POOL_TEMPLATE_LABEL) != self.templates[runtime]:
                 self._delete(job)
             else:
                 waiting[runtime].append(job)
@@ -70,8 +60,6 @@ class PoolRefiller:
                 self._delete(job)
             for _ in range(size - len(jobs)):
                 with_retries(self.batch.create_namespaced_job, self.namespace, pool_job(runtime, self.settings))
-                self.stats.created += 1
-                self.stats.created_at = [*self.stats.created_at[-999:], time.time()]
         return str(listing.metadata.resource_version)
 
     def _delete(self, job: client.V1Job) -> None:
@@ -83,7 +71,6 @@ class PoolRefiller:
         )
         try:
             self.batch.delete_namespaced_job(job.metadata.name, self.namespace, body=options)
-            self.stats.replaced += 1
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise
